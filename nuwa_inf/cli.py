@@ -1,0 +1,79 @@
+"""The `nuwa-inf` command: one entry point, subcommands registered by the parts that own them.
+
+Every part exposes `register(subparsers)` which adds its subcommand(s) and sets
+`func` on the parsed arguments. Errors the user can fix (`UserError`) become one
+line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UserError
+
+# (group or None, module): a module registers its commands under the group's subparsers.
+COMMAND_MODULES = [
+    ("data", "nuwa_inf.data.cli"),
+    ("train", "nuwa_inf.train.cli"),
+    (None, "nuwa_inf.tokenizer.cli"),
+    (None, "nuwa_inf.infer.cli"),
+    (None, "nuwa_inf.eval.cli"),
+    ("bench", "nuwa_inf.kernels.cli"),
+]
+
+GROUP_HELP = {
+    "data": "make or inspect datasets",
+    "train": "train the tokenizer or the transformer",
+    "bench": "benchmarks",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad flags as a single line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="nuwa-inf", description="Infinite-canvas image synthesis (NUWA-Infinity style).")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for group, module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue  # that part is not built yet
+            raise
+        if group is None:
+            module.register(top)
+            continue
+        if group not in groups:
+            group_parser = top.add_parser(group, help=GROUP_HELP.get(group, group))
+            groups[group] = group_parser.add_subparsers(dest=f"{group}_command", metavar="SUBCOMMAND",
+                                                       parser_class=OneLineParser)
+        module.register(groups[group])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except UserError as err:
+        print(f"nuwa-inf: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("nuwa-inf: interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""nuwa_inf.data"""
