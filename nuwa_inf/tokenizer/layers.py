@@ -1,0 +1,65 @@
+"""Building blocks of the tokenizer's conv encoder/decoder.
+
+Every normalisation here is per position (RMS over channels), never over space
+(no GroupNorm/BatchNorm): a pixel's output depends only on a finite neighbourhood,
+so a tile decoded with a margin ≥ the receptive field equals the whole-image decode.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class ChannelRMSNorm(nn.Module):
+    """RMS normalisation over the channel axis of (B, C, H, W), learned per-channel gain."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps) * self.gain
+
+
+class ResBlock(nn.Module):
+    """norm → SiLU → conv3 → norm → SiLU → conv3, plus the input. Receptive radius: 2 px."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm1 = ChannelRMSNorm(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm2 = ChannelRMSNorm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return x + h
+
+
+class Downsample(nn.Module):
+    """Stride-2 3×3 conv: (B, C_in, H, W) → (B, C_out, H/2, W/2)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Sub-pixel conv: 3×3 conv at low resolution to 4·C_out channels, then pixel shuffle.
+
+    (B, C_in, H, W) → (B, C_out, 2H, 2W). Costs the same as nearest-upsample + conv but
+    never materialises C_in channels at the high resolution.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, 4 * c_out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)

@@ -1,0 +1,56 @@
+"""Finite scalar quantisation (FSQ, Mentzer et al. 2023).
+
+Each of a few latent dimensions is bounded and rounded to one of `L_i` levels; the
+code index is the mixed-radix number of the digits. There is no codebook to collapse,
+so usage stays high by construction and nothing needs syncing across DDP ranks.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class FSQ(nn.Module):
+    def __init__(self, levels: tuple[int, ...], in_channels: int):
+        super().__init__()
+        self.levels = tuple(int(level) for level in levels)
+        self.codebook_size = math.prod(self.levels)
+        dims = len(self.levels)
+        self.project_in = nn.Conv2d(in_channels, dims, 1)
+        self.project_out = nn.Conv2d(dims, in_channels, 1)
+        levels_t = torch.tensor(self.levels, dtype=torch.float32)
+        basis = torch.cumprod(torch.tensor((1,) + self.levels[:-1]), 0)
+        self.register_buffer("levels_t", levels_t.view(1, dims, 1, 1), persistent=False)
+        self.register_buffer("basis", basis.view(1, dims, 1, 1), persistent=False)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        """Squash each dim into (-(L-1)/2, (L-1)/2), shifted by 1/2 for even L so rounding gives L values."""
+        half = (self.levels_t - 1) * (1 + 1e-3) / 2
+        offset = torch.where(self.levels_t % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half)
+        return torch.tanh(z + shift) * half - offset
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, h, w) → (quantised latents (B, C, h, w), code indices (B, h, w) int64)."""
+        bounded = self._bound(self.project_in(z.float()))
+        rounded = bounded + (torch.round(bounded) - bounded).detach()  # straight-through
+        half_width = torch.div(self.levels_t, 2, rounding_mode="floor")
+        digits = (torch.round(bounded) + half_width).long()
+        indices = (digits * self.basis).sum(dim=1)
+        return self.project_out(rounded / half_width), indices
+
+    def indices_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) int64 → (B, C, h, w) latents for the decoder."""
+        digits = torch.div(indices.unsqueeze(1), self.basis, rounding_mode="floor") % self.levels_t.long()
+        half_width = torch.div(self.levels_t, 2, rounding_mode="floor")
+        return self.project_out((digits.float() - half_width) / half_width)
+
+
+def code_usage(indices: torch.Tensor, codebook_size: int) -> tuple[float, float]:
+    """(fraction of codes used, perplexity) over a batch of indices."""
+    counts = torch.bincount(indices.flatten(), minlength=codebook_size).float()
+    probs = counts / counts.sum().clamp_min(1)
+    entropy = -(probs[probs > 0] * probs[probs > 0].log()).sum()
+    return float((counts > 0).float().mean()), float(entropy.exp())

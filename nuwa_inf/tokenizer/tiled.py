@@ -1,0 +1,80 @@
+"""Tiled encode/decode of images of any size with bounded memory.
+
+Tiles are cut on the latent grid; each tile carries a margin (in latents) on every
+side that is not the canvas border. With margin ≥ the receptive field, the tile's
+core equals the whole-image result (the codec has no global attention and no
+spatial normalisation), so tiles are simply pasted, no blending.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .vqgan import VQGAN
+
+
+def tile_spans(length: int, tile: int, margin: int) -> Iterator[tuple[int, int, int, int]]:
+    """Yield (core_start, core_end, read_start, read_end) along one axis, in latents."""
+    for start in range(0, length, tile):
+        end = min(start + tile, length)
+        yield start, end, max(0, start - margin), min(length, end + margin)
+
+
+def to_pixels_float(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1.0
+
+
+def to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [-1, 1] → (H, W, 3) uint8."""
+    return ((pixels[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+@torch.inference_mode()
+def encode_tiled(model: VQGAN, image: np.ndarray, tile: int = 64, margin: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 with H, W multiples of f → token grid (H/f, W/f) int32."""
+    f = model.downsample
+    height, width = image.shape[0] // f, image.shape[1] // f
+    if image.shape[0] % f or image.shape[1] % f:
+        raise ValueError(f"image size {image.shape[:2]} is not a multiple of {f}")
+    margin = model.encoder_margin if margin is None else margin
+    device = next(model.parameters()).device
+    tokens = np.zeros((height, width), dtype=np.int32)
+    for y0, y1, ry0, ry1 in tile_spans(height, tile, margin):
+        for x0, x1, rx0, rx1 in tile_spans(width, tile, margin):
+            crop = image[ry0 * f: ry1 * f, rx0 * f: rx1 * f]
+            codes = model.encode(to_pixels_float(crop).to(device))[0].cpu().numpy()
+            tokens[y0:y1, x0:x1] = codes[y0 - ry0: y1 - ry0, x0 - rx0: x1 - rx0]
+    return tokens
+
+
+@torch.inference_mode()
+def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int = 64, margin: int | None = None,
+                 sink: Callable[[int, int, np.ndarray], None] | None = None) -> np.ndarray | None:
+    """Token grid (h, w) → (h·f, w·f, 3) uint8.
+
+    With `sink`, each decoded tile is handed to `sink(y_px, x_px, pixels)` instead of
+    being assembled in memory (for canvases larger than RAM), and None is returned.
+    """
+    f = model.downsample
+    height, width = tokens.shape
+    margin = model.decoder_margin if margin is None else margin
+    device = next(model.parameters()).device
+    out = None if sink is not None else np.zeros((height * f, width * f, 3), dtype=np.uint8)
+    for x0, x1, rx0, rx1 in tile_spans(width, tile, margin):
+        for y0, y1, ry0, ry1 in tile_spans(height, tile, margin):
+            pixels = decode_window(model, tokens[ry0:ry1, rx0:rx1], device)
+            core = pixels[(y0 - ry0) * f: (y1 - ry0) * f, (x0 - rx0) * f: (x1 - rx0) * f]
+            if sink is not None:
+                sink(y0 * f, x0 * f, core)
+            else:
+                out[y0 * f: y1 * f, x0 * f: x1 * f] = core
+    return out
+
+
+def decode_window(model: VQGAN, tokens: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """Decode one window of tokens (h, w) → (h·f, w·f, 3) uint8, no tiling."""
+    indices = torch.from_numpy(np.ascontiguousarray(tokens).astype(np.int64)).unsqueeze(0).to(device)
+    return to_uint8(model.decode(indices).float().cpu())

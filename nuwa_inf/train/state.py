@@ -1,0 +1,102 @@
+"""Training checkpoints that resume exactly: weights, optimizer, step, RNG and data-sampler state.
+
+    OUT/                      the usable model directory (config.json + model.safetensors)
+    OUT/checkpoints/step_N/   config.json, model.safetensors, train_state.safetensors, train_state.json
+    OUT/checkpoints/latest.json   {"step": N, "dir": "step_N"}  -- renamed into place last
+
+A kill at any moment leaves `latest.json` pointing at a complete checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import write_json
+from ..checkpoint import load_tensors, save_tensors
+from ..errors import UserError
+
+KEEP_CHECKPOINTS = 2
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Flatten an optimizer state dict into safetensors-compatible tensors + JSON metadata."""
+    state = optimizer.state_dict()
+    tensors = {}
+    scalars: dict[str, Any] = {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{name}"] = value
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if not key.startswith("optim."):
+            continue
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for key, value in meta["scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_training(out: Path, step: int, save_model, optimizers: dict[str, torch.optim.Optimizer],
+                  extra_tensors: dict[str, torch.Tensor], extra_meta: dict[str, Any]) -> Path:
+    """Write checkpoint `step`, then point `latest.json` at it, then prune old ones.
+
+    `save_model(directory)` writes config.json + model.safetensors (the caller's format).
+    """
+    root = out / "checkpoints"
+    directory = root / f"step_{step:08d}"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    save_model(directory)
+    tensors = dict(extra_tensors)
+    meta: dict[str, Any] = {"step": step, "optimizers": {}, **extra_meta}
+    for name, optimizer in optimizers.items():
+        opt_tensors, opt_meta = optimizer_tensors(optimizer)
+        tensors.update({f"{name}.{k}": v for k, v in opt_tensors.items()})
+        meta["optimizers"][name] = opt_meta
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_tensors(directory / "train_state.safetensors", tensors)
+    write_json(directory / "train_state.json", meta)
+    write_json(root / "latest.json", {"step": step, "dir": directory.name})
+    save_model(out)  # the top-level usable model follows the latest checkpoint
+    for old in sorted(root.glob("step_*"))[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = out / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    try:
+        directory = out / "checkpoints" / json.loads(pointer.read_text())["dir"]
+    except (json.JSONDecodeError, KeyError) as err:
+        raise UserError(f"{pointer} is corrupt ({err})") from None
+    if not directory.is_dir():
+        raise UserError(f"{pointer} points at missing checkpoint {directory}")
+    return directory
+
+
+def load_training(directory: Path, optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Restore optimizers and the global torch RNG; return (extra tensors, meta) for the caller."""
+    tensors = load_tensors(directory / "train_state.safetensors")
+    meta = json.loads((directory / "train_state.json").read_text())
+    for name, optimizer in optimizers.items():
+        prefix = f"{name}."
+        restore_optimizer(optimizer, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                          meta["optimizers"][name])
+    torch.set_rng_state(tensors["rng.torch"])
+    return tensors, meta

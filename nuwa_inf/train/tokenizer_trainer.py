@@ -1,0 +1,142 @@
+"""`nuwa-inf train tokenizer`: the VQGAN loop (reconstruction + delayed PatchGAN hinge).
+
+Logs loss, PSNR and codebook usage/perplexity on a progress bar and to OUT/log.jsonl;
+checkpoints every `save_every` steps; `--resume` restores weights, optimizers, step,
+RNG and the data sampler, so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..config import from_dict, from_preset, to_dict
+from ..data.datasets import CropSampler
+from ..errors import UserError
+from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+from ..tokenizer.discriminator import PatchDiscriminator, hinge_d_loss
+from ..tokenizer.losses import psnr, reconstruction_loss
+from ..tokenizer.quantizer import code_usage
+from ..tokenizer.vqgan import VQGAN
+from ..checkpoint import load_state_into, load_tensors, read_config
+from .schedule import warmup_cosine
+from .state import latest_checkpoint, load_training, save_training
+
+
+@dataclass
+class TokenizerRun:
+    data: str
+    out: str
+    config: str = "small"
+    overrides: list | None = None
+    steps: int = 10000
+    batch_size: int | None = None
+    save_every: int = 500
+    seed: int = 0
+    resume: bool = False
+    init: str | None = None
+    time_budget: float | None = None  # seconds
+    threads: int | None = None
+
+
+def train_tokenizer(run: TokenizerRun) -> Path:
+    out = Path(run.out)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    checkpoint = latest_checkpoint(out) if run.resume else None
+    if run.resume and checkpoint is None:
+        raise UserError(f"--resume: no checkpoint under {out}/checkpoints")
+    if not run.resume and latest_checkpoint(out) is not None:
+        raise UserError(f"{out} already holds a training run; pass --resume to continue it or pick another --out")
+
+    if checkpoint is not None:
+        cfg = from_dict(TokenizerConfig, read_config(checkpoint, "tokenizer")["config"])
+    else:
+        cfg = from_preset(TokenizerConfig, TOKENIZER_PRESETS, run.config, run.overrides)
+    batch_size = run.batch_size or cfg.batch_size
+    torch.manual_seed(run.seed)
+    model = VQGAN(cfg)
+    disc = PatchDiscriminator(cfg.disc_ch)
+    if run.init and checkpoint is None:
+        init_dir = resolve_init(run.init, "tokenizer")
+        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
+    sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed)
+    start = 0
+    if checkpoint is not None:
+        load_state_into(model, load_tensors(checkpoint / "model.safetensors"), str(checkpoint))
+        tensors, meta = load_training(checkpoint, {"opt": opt, "opt_d": opt_d})
+        load_state_into(disc, {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}, "discriminator")
+        sampler.generator.set_state(tensors["rng.sampler"])
+        start = meta["step"]
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save(step: int) -> None:
+        save_training(out, step, lambda d: model.save(d), {"opt": opt, "opt_d": opt_d},
+                      {**{f"disc.{k}": v for k, v in disc.state_dict().items()},
+                       "rng.sampler": sampler.generator.get_state()},
+                      {"kind": "tokenizer", "config": to_dict(cfg)})
+
+    warmup = min(500, max(1, run.steps // 20))
+    started = time.monotonic()
+    log = open(out / "log.jsonl", "a")
+    bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="tokenizer", dynamic_ncols=True)
+    step = start
+    for step in bar:
+        lr = cfg.lr * warmup_cosine(step, run.steps, warmup)
+        for group in opt.param_groups + opt_d.param_groups:
+            group["lr"] = lr
+        batch = sampler.sample(batch_size)
+        model.train()
+        recon, indices = model(batch)
+        loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight)
+        gan_on = step >= cfg.disc_start and cfg.disc_weight > 0
+        if gan_on:
+            loss = loss - cfg.disc_weight * disc(recon).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        d_loss = 0.0
+        if gan_on:
+            d = hinge_d_loss(disc(batch), disc(recon.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d.backward()
+            opt_d.step()
+            d_loss = d.item()
+        usage, perplexity = code_usage(indices, model.codebook_size)
+        record = {"step": step + 1, "loss": loss.item(), "psnr": psnr(recon.detach(), batch),
+                  "usage": usage, "perplexity": perplexity, "d_loss": d_loss, "lr": lr}
+        bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{record['psnr']:.2f}",
+                        usage=f"{usage:.2f}", ppl=f"{perplexity:.0f}")
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        done = step + 1
+        out_of_time = run.time_budget is not None and time.monotonic() - started > run.time_budget
+        if done % run.save_every == 0 or done == run.steps or out_of_time:
+            save(done)
+        if out_of_time:
+            bar.write(f"time budget reached at step {done}")
+            break
+    bar.close()
+    log.close()
+    if start >= run.steps:
+        print(f"already trained to step {start}")
+    return out
+
+
+def resolve_init(init: str, kind: str) -> Path:
+    """`default` → the bundled model's part; otherwise a checkpoint directory (a model dir or its part)."""
+    from ..assets import default_model_dir
+
+    base = default_model_dir() if init == "default" else Path(init)
+    for candidate in (base / kind, base):
+        if (candidate / "config.json").is_file():
+            read_config(candidate, kind)
+            return candidate
+    raise UserError(f"--init {init}: no {kind} checkpoint found in {base}")

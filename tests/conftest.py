@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny images on disk and a tiny trained-from-scratch tokenizer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(2)
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A deterministic, image-like (H, W, 3) uint8 array: gradients plus low-frequency waves."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(0.005, 0.05, 2).tolist() + [rng.uniform(0, 6.28)]
+        channels.append(127 + 100 * np.sin(fx * x + fy * y + phase))
+    return np.clip(np.stack(channels, -1), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(96, 160), (128, 128), (80, 200)]):
+        Image.fromarray(smooth_image(h, w, seed=i)).save(folder / f"img_{i}.png")
+    return folder
+
+
+@pytest.fixture
+def tiny_tokenizer():
+    from nuwa_inf.config import from_preset
+    from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+    from nuwa_inf.tokenizer.vqgan import VQGAN
+
+    torch.manual_seed(0)
+    return VQGAN(from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny")).eval()

@@ -1,0 +1,172 @@
+"""Tokenizer: shapes, FSQ round trip and usage, exact tiling, checkpoints, training CLI, reconstruct CLI."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nuwa_inf.cli import main
+from nuwa_inf.config import from_preset
+from nuwa_inf.errors import UserError
+from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+from nuwa_inf.tokenizer.quantizer import FSQ, code_usage
+from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled
+from nuwa_inf.tokenizer.vqgan import VQGAN
+from conftest import smooth_image
+
+
+def test_every_preset_downsamples_by_16():
+    for name in ("tiny", "small", "base"):
+        cfg = from_preset(TokenizerConfig, TOKENIZER_PRESETS, name)
+        assert cfg.downsample == 16
+
+
+def test_base_preset_is_paper_like():
+    cfg = from_preset(TokenizerConfig, TOKENIZER_PRESETS, "base")
+    assert cfg.codebook_size == 16384 and cfg.ch == 128 and cfg.ch_mult == (1, 1, 2, 2, 4)
+
+
+def test_fsq_indices_round_trip_every_code():
+    fsq = FSQ((8, 5, 3), in_channels=4)
+    indices = torch.arange(fsq.codebook_size).view(1, 1, -1)
+    latents = fsq.indices_to_latents(indices)
+    # feeding the decoded code's pre-projection value back must give the same index:
+    # check through the digit arithmetic directly
+    digits = torch.div(indices.unsqueeze(1), fsq.basis, rounding_mode="floor") % fsq.levels_t.long()
+    assert torch.equal((digits * fsq.basis).sum(1), indices)
+    assert latents.shape == (1, 4, 1, fsq.codebook_size)
+
+
+def test_fsq_quantise_then_lookup_matches_forward():
+    torch.manual_seed(0)
+    fsq = FSQ((8, 8, 5), in_channels=6)
+    z = torch.randn(2, 6, 5, 7) * 3
+    quantised, indices = fsq(z)
+    assert torch.allclose(fsq.indices_to_latents(indices), quantised, atol=1e-6)
+    assert indices.min() >= 0 and indices.max() < fsq.codebook_size
+
+
+def test_fsq_spreads_random_latents_over_most_codes():
+    torch.manual_seed(0)
+    fsq = FSQ((4, 4, 4), in_channels=3)
+    torch.nn.init.eye_(fsq.project_in.weight.view(3, 3))
+    torch.nn.init.zeros_(fsq.project_in.bias)
+    _, indices = fsq(torch.randn(1, 3, 64, 64))
+    usage, perplexity = code_usage(indices, fsq.codebook_size)
+    assert usage > 0.95 and perplexity > 30
+
+
+def test_code_usage_counts_collapse():
+    usage, perplexity = code_usage(torch.zeros(100, dtype=torch.long), 16)
+    assert usage == pytest.approx(1 / 16) and perplexity == pytest.approx(1.0)
+
+
+def test_tiled_decode_equals_whole_decode(tiny_tokenizer):
+    tokens = np.random.default_rng(0).integers(0, tiny_tokenizer.codebook_size, (20, 27))
+    whole = tiny_tokenizer.decoder(tiny_tokenizer.quantizer.indices_to_latents(torch.from_numpy(tokens).unsqueeze(0)))
+    whole_u8 = ((whole[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    tiled = decode_tiled(tiny_tokenizer, tokens, tile=8)
+    assert tiled.shape == (320, 432, 3)
+    # float tolerance on the uint8 image: rounding may flip by one level at most
+    assert np.abs(tiled.astype(int) - whole_u8.astype(int)).max() <= 1
+
+
+def test_tiled_decode_with_too_small_margin_differs(tiny_tokenizer):
+    """The margin is what makes tiling exact: without it, tile borders show."""
+    tokens = np.random.default_rng(1).integers(0, tiny_tokenizer.codebook_size, (16, 24))
+    exact = decode_tiled(tiny_tokenizer, tokens, tile=8)
+    seamy = decode_tiled(tiny_tokenizer, tokens, tile=8, margin=0)
+    assert np.abs(exact.astype(int) - seamy.astype(int)).max() > 1
+
+
+def test_decoder_margin_covers_its_receptive_field(tiny_tokenizer):
+    """Changing a token changes no pixel farther than the reported margin."""
+    model = tiny_tokenizer
+    tokens = torch.zeros(1, 24, 24, dtype=torch.long)
+    changed = tokens.clone()
+    changed[0, 12, 12] = model.codebook_size - 1
+    with torch.no_grad():
+        diff = (model.decode(tokens) - model.decode(changed)).abs().amax(dim=(0, 1))
+    rows, cols = torch.nonzero(diff > 1e-6, as_tuple=True)
+    f, m = model.downsample, model.decoder_margin
+    assert rows.min() >= (12 - m) * f and rows.max() < (13 + m) * f
+    assert cols.min() >= (12 - m) * f and cols.max() < (13 + m) * f
+
+
+def test_tiled_encode_equals_whole_encode(tiny_tokenizer):
+    image = smooth_image(16 * 13, 16 * 18, seed=3)
+    whole = encode_tiled(tiny_tokenizer, image, tile=1000)
+    tiled = encode_tiled(tiny_tokenizer, image, tile=5)
+    # continuous latents agree to float precision; a code can flip only at an exact rounding tie
+    assert (whole != tiled).mean() < 0.01
+
+
+def test_checkpoint_round_trip(tmp_path, tiny_tokenizer):
+    tiny_tokenizer.save(tmp_path / "tok")
+    loaded = VQGAN.load(tmp_path / "tok")
+    for name, tensor in tiny_tokenizer.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name])
+
+
+def test_checkpoint_shape_mismatch_names_the_tensor(tmp_path, tiny_tokenizer):
+    tiny_tokenizer.save(tmp_path / "tok")
+    config_path = tmp_path / "tok" / "config.json"
+    meta = json.loads(config_path.read_text())
+    meta["config"]["ch"] = 12
+    config_path.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"tensor \S+ has shape \(\d+,.*expects \(\d+,"):
+        VQGAN.load(tmp_path / "tok")
+
+
+def test_pickle_disguised_as_safetensors_is_refused(tmp_path, tiny_tokenizer):
+    tiny_tokenizer.save(tmp_path / "tok")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "tok" / "model.safetensors")
+    with pytest.raises(UserError, match="not safetensors|pickle"):
+        VQGAN.load(tmp_path / "tok")
+
+
+def test_train_tokenizer_reduces_loss_and_resumes_exactly(tmp_path, image_folder):
+    args = ["train", "tokenizer", "--data", str(image_folder), "--config", "tiny", "--save-every", "20",
+            "--steps", "40"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert np.mean([r["loss"] for r in log[-10:]]) < np.mean([r["loss"] for r in log[:10]])
+    # a run stopped after its step-20 checkpoint and resumed equals the straight run
+    stopped = tmp_path / "b" / "checkpoints"
+    shutil.copytree(tmp_path / "a" / "checkpoints" / "step_00000020", stopped / "step_00000020")
+    (stopped / "latest.json").write_text(json.dumps({"step": 20, "dir": "step_00000020"}))
+    assert main(args + ["--out", str(tmp_path / "b"), "--resume"]) == 0
+    a, b = VQGAN.load(tmp_path / "a"), VQGAN.load(tmp_path / "b")
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+
+
+def test_train_refuses_to_clobber_an_existing_run(tmp_path, image_folder, capsys):
+    args = ["train", "tokenizer", "--data", str(image_folder), "--config", "tiny", "--out", str(tmp_path / "a")]
+    assert main(args + ["--steps", "2"]) == 0
+    assert main(args + ["--steps", "4"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_reconstruct_any_size_and_mode(tmp_path, tiny_tokenizer, capsys):
+    tiny_tokenizer.save(tmp_path / "tok")
+    rgba = np.dstack([smooth_image(37, 53), np.full((37, 53), 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    assert main(["reconstruct", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"),
+                 "--model", str(tmp_path / "tok")]) == 0
+    assert Image.open(tmp_path / "out.png").size == (53, 37)
+    assert "PSNR" in capsys.readouterr().out
+
+
+def test_reconstruct_unreadable_input_is_one_line_exit_2(tmp_path, tiny_tokenizer, capsys):
+    tiny_tokenizer.save(tmp_path / "tok")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    code = main(["reconstruct", str(tmp_path / "broken.png"), "-o", str(tmp_path / "o.png"),
+                 "--model", str(tmp_path / "tok")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "broken.png" in err
+    assert not (tmp_path / "o.png").exists()
