@@ -1,0 +1,127 @@
+"""Seam ratio: are the 256×256 patch boundaries visible in a generated canvas?
+
+Take every pair of neighbouring pixels. A pair *straddles* a boundary when it crosses a
+line x = k·patch (horizontal neighbours) or y = k·patch (vertical neighbours), k ≥ 1.
+The seam ratio is
+
+    mean |ΔL| over straddling pairs  ÷  mean |ΔL| over all other pairs,
+
+with L the BT.601 luma in [0, 255]. For a stationary image without seams both means are
+the same and the ratio is 1.0; patches pasted side by side with visible edges give > 1.
+`ratio_x` uses only horizontal neighbours (the vertical lines x = k·patch), `ratio_y`
+only vertical neighbours (the horizontal lines y = k·patch).
+
+Memory: the image is read in column strips (`strip` px wide, one extra column of overlap),
+so a 38912×2048 canvas needs a few float32 strips, never a float copy of the whole image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open, in pixels
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class SeamStats:
+    ratio: float  # all straddling pairs ÷ all inside pairs
+    ratio_x: float  # horizontal neighbours across the vertical lines x = k·patch
+    ratio_y: float  # vertical neighbours across the horizontal lines y = k·patch
+    boundary_mean: float  # mean |ΔL| of straddling pairs
+    interior_mean: float  # mean |ΔL| of inside pairs
+    boundary_pairs: int
+
+
+def check_image(image: np.ndarray) -> tuple[int, int]:
+    """Return (height, width) of an (H, W, 3) uint8 image, or raise ValueError."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    return image.shape[0], image.shape[1]
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 -> (h, w) float32 luma in [0, 255], one channel at a time (small temporaries)."""
+    out = rgb[..., 0].astype(np.float32) * LUMA_WEIGHTS[0]
+    out += rgb[..., 1].astype(np.float32) * LUMA_WEIGHTS[1]
+    out += rgb[..., 2].astype(np.float32) * LUMA_WEIGHTS[2]
+    return out
+
+
+def _safe_ratio(num: float, den: float) -> float:
+    if den == 0:
+        return 1.0 if num == 0 else float("inf")  # a flat image is seamless
+    return num / den
+
+
+def _mean(total: float, count: int) -> float:
+    return float(total / count) if count > 0 else float("nan")
+
+
+def seam_stats(image: np.ndarray, patch: int = 256, exclude: Box | None = None, strip: int = 2048) -> SeamStats:
+    """Seam ratio with its parts; see the module docstring.
+
+    `exclude` (x0, y0, x1, y1): pairs with *both* pixels inside this box (the user's input
+    region) are left out, so the seam between input and generated pixels still counts.
+    Ratios are nan when the image has no boundary (smaller than two patches both ways).
+    """
+    h, w = check_image(image)
+    if patch < 1:
+        raise ValueError("patch must be positive")
+    # col_sum[x] = Σ_y |L[y, x+1] - L[y, x]| for pair columns x in [0, w-1); row_sum[y] likewise for rows.
+    col_sum = np.zeros(max(w - 1, 0), dtype=np.float64)
+    row_sum = np.zeros(max(h - 1, 0), dtype=np.float64)
+    col_cnt = np.full(max(w - 1, 0), h, dtype=np.int64)
+    row_cnt = np.full(max(h - 1, 0), w, dtype=np.int64)
+    if exclude is not None:
+        ex0, ey0, ex1, ey1 = (max(0, exclude[0]), max(0, exclude[1]), min(w, exclude[2]), min(h, exclude[3]))
+        if ex1 <= ex0 or ey1 <= ey0:
+            exclude = None
+    for x0 in range(0, w, strip):
+        x1 = min(x0 + strip, w)
+        lum = luma(image[:, x0:min(x1 + 1, w)])  # (h, x1-x0[+1]): one column of overlap
+        dx = np.abs(np.diff(lum, axis=1))  # (h, n): pairs (x, x+1) for x in [x0, x0+n)
+        dy = np.abs(np.diff(lum[:, : x1 - x0], axis=0))  # (h-1, x1-x0)
+        del lum
+        if exclude is not None:
+            # horizontal pairs with both ends inside: x in [ex0, ex1-1), rows [ey0, ey1)
+            a, b = max(ex0, x0) - x0, min(ex1 - 1, x0 + dx.shape[1]) - x0
+            if a < b:
+                dx[ey0:ey1, a:b] = 0
+            # vertical pairs with both ends inside: y in [ey0, ey1-1), columns [ex0, ex1)
+            a, b = max(ex0, x0) - x0, min(ex1, x1) - x0
+            if a < b:
+                dy[ey0:ey1 - 1, a:b] = 0
+        col_sum[x0:x0 + dx.shape[1]] = dx.sum(axis=0, dtype=np.float64)
+        row_sum += dy.sum(axis=1, dtype=np.float64)
+    if exclude is not None:
+        col_cnt[ex0:ex1 - 1] -= ey1 - ey0
+        row_cnt[ey0:ey1 - 1] -= ex1 - ex0
+
+    on_x = (np.arange(col_sum.size) + 1) % patch == 0  # pair (x, x+1) with x+1 = k·patch
+    on_y = (np.arange(row_sum.size) + 1) % patch == 0
+    bx, ix = col_sum[on_x].sum(), col_sum[~on_x].sum()
+    by, iy = row_sum[on_y].sum(), row_sum[~on_y].sum()
+    nbx, nix = int(col_cnt[on_x].sum()), int(col_cnt[~on_x].sum())
+    nby, niy = int(row_cnt[on_y].sum()), int(row_cnt[~on_y].sum())
+
+    def ratio(b: float, nb: int, i: float, ni: int) -> float:
+        if nb == 0 or ni == 0:
+            return float("nan")
+        return float(_safe_ratio(b / nb, i / ni))
+
+    return SeamStats(
+        ratio=ratio(bx + by, nbx + nby, ix + iy, nix + niy),
+        ratio_x=ratio(bx, nbx, ix, nix),
+        ratio_y=ratio(by, nby, iy, niy),
+        boundary_mean=_mean(bx + by, nbx + nby),
+        interior_mean=_mean(ix + iy, nix + niy),
+        boundary_pairs=nbx + nby,
+    )
+
+
+def seam_ratio(image: np.ndarray, patch: int = 256, exclude: Box | None = None) -> float:
+    """Mean |Δluma| across patch boundaries ÷ inside patches (1.0 = seamless). See `seam_stats`."""
+    return seam_stats(image, patch, exclude).ratio
