@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Recipe of the bundled default model (nuwa_inf/assets/default): procedural scrolls →
+# small tokenizer → small transformer, all with the project's own commands. Resumable:
+# rerun the same command after an interruption and every stage continues where it stopped.
+#   RUN=/work/runs bash benchmarks/train_default_model.sh
+set -euo pipefail
+RUN=${RUN:-$HOME/nuwa-runs}
+BIN=${BIN:-.venv/bin}
+TOK_STEPS=${TOK_STEPS:-4000}
+MODEL_STEPS=${MODEL_STEPS:-3000}
+mkdir -p "$RUN"
+
+# 1. data: 48 training + 4 validation scrolls, 4096×2048 (seeds disjoint)
+[ -f "$RUN/data/train/.done" ] || {
+  $BIN/nuwa-inf data procedural --out "$RUN/data/train" --count 48 --width 4096 --height 2048 --seed 1000
+  touch "$RUN/data/train/.done"; }
+[ -f "$RUN/data/val/.done" ] || {
+  $BIN/nuwa-inf data procedural --out "$RUN/data/val" --count 4 --width 4096 --height 2048 --seed 90000
+  touch "$RUN/data/val/.done"; }
+
+resume() { [ -f "$1/checkpoints/latest.json" ] && echo --resume || true; }
+
+# 2. tokenizer
+$BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer" --config small \
+  --steps "$TOK_STEPS" --save-every 250 $(resume "$RUN/tokenizer")
+
+# 3. transformer (pre-tokenises the data once, then trains)
+$BIN/nuwa-inf train model --data "$RUN/data/train" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
+  --out "$RUN/model" --config small --steps "$MODEL_STEPS" --save-every 100 --val-every 100 $(resume "$RUN/model")
+
+# 4. export fp16 weights into the package
+$BIN/python -m nuwa_inf.assets.export "$RUN/model" nuwa_inf/assets/default

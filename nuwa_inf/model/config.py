@@ -1,0 +1,78 @@
+"""Configuration of the local autoregressive transformer (NUWA-Infinity's local AR with NCP).
+
+`small` is sized by the main job's budget (SPEC): sampling on 2 CPU cores is bound by
+per-step overhead and context reads, so the bundled model is narrow and shallow with
+extent 1 (≤ 4 context patches in a sweep order). `base` is paper-scale for GPUs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "custom"
+    vocab_size: int = 4096           # must equal the tokenizer's codebook size
+    dim: int = 256
+    layers: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    patch_h: int = 16                # tokens per patch side (16 tokens = 256 px at f=16)
+    patch_w: int = 16
+    extent_h: int = 1                # Nearby Context Pool extent, in patches
+    extent_w: int = 1
+    extent_t: int = 0                # frames back (video); 0 for images
+    text_dim: int = 0                # > 0 enables text cross-attention (the text issue's seam)
+    dropout: float = 0.0
+    # training crops, in patches
+    crop_rows: int = 3
+    crop_cols: int = 4
+    crop_frames: int = 1
+    batch_size: int = 4
+    lr: float = 6e-4
+    weight_decay: float = 0.05
+    known_region_prob: float = 0.5   # share of crops trained as "outpaint around a known block"
+
+    @property
+    def patch_tokens(self) -> int:
+        return self.patch_h * self.patch_w
+
+    @property
+    def seq_len(self) -> int:
+        """Self-attention length of a patch: BOS + its tokens (the last token's K/V feed the pool)."""
+        return self.patch_tokens + 1
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def n_offsets(self) -> int:
+        """Number of distinct relative offsets (Δt, Δrow, Δcol) a context patch can have."""
+        return (self.extent_t + 1) * (2 * self.extent_h + 1) * (2 * self.extent_w + 1)
+
+    def offset_id(self, dt: int, dr: int, dc: int) -> int:
+        """Index of relative offset (Δt ≤ 0, Δrow, Δcol) of a context patch, in [0, n_offsets)."""
+        rows, cols = 2 * self.extent_h + 1, 2 * self.extent_w + 1
+        return ((-dt) * rows + (dr + self.extent_h)) * cols + (dc + self.extent_w)
+
+    def validate(self) -> None:
+        if self.dim % self.heads:
+            raise UserError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if min(self.patch_h, self.patch_w, self.layers, self.vocab_size) <= 0:
+            raise UserError("patch size, layers and vocab_size must be positive")
+        if min(self.extent_h, self.extent_w, self.extent_t) < 0:
+            raise UserError("extents must be >= 0")
+        if min(self.crop_rows, self.crop_cols, self.crop_frames) <= 0:
+            raise UserError("crop sizes must be positive")
+
+
+MODEL_PRESETS = {
+    "tiny": dict(dim=32, layers=2, heads=2, patch_h=4, patch_w=4, vocab_size=16,
+                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3),
+    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2),
+    "base": dict(dim=1280, layers=24, heads=20, extent_h=2, extent_w=2, crop_rows=4, crop_cols=4,
+                 batch_size=8, lr=3e-4),
+}

@@ -1,0 +1,147 @@
+"""The local autoregressive transformer: one patch of tokens at a time, attending to its
+own earlier tokens (causal) and to the cached keys/values of nearby context patches.
+
+Sequence of a patch: [BOS, t_0, …, t_{P-1}] (length P+1, in-patch raster order).
+Position i predicts t_i; the keys/values at positions 1…P (one per token) are what the
+Nearby Context Pool keeps for later patches. The Arbitrary Direction Controller is the
+relative-offset term: for each layer, head and offset o = (Δt, Δrow, Δcol) a learned vector
+E_o and scalar b_o; a query q adds q·E_o + b_o to its logits for every key of a context
+patch at offset o — so one model serves every generation order.
+
+Two entry points share the weights:
+  forward_train(tokens, layout)      all patches of a crop in one teacher-forced pass
+  step(...) in `decode.py`           one token per patch of a wave, with KV caches
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..checkpoint import load_state_into, load_tensors, read_config, save_checkpoint
+from ..config import from_dict, to_dict
+from ..kernels import PatchLayout, patch_attention
+from .config import ModelConfig
+
+KIND = "transformer"
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class PatchSelfAttention(nn.Module):
+    """Attention of a patch's queries over [context patches' K/V + own causal K/V]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads, self.head_dim = cfg.heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        # Arbitrary Direction Controller: per (head, offset) a query-side vector and a scalar.
+        self.offset_vec = nn.Parameter(torch.zeros(cfg.heads, cfg.n_offsets, cfg.head_dim))
+        self.offset_bias = nn.Parameter(torch.zeros(cfg.heads, cfg.n_offsets))
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, L, dim) → q, k, v each (N, H, L, Dh)."""
+        n, length, _ = x.shape
+        qkv = self.qkv(x).view(n, length, 3, self.heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
+
+    def context_bias(self, q: torch.Tensor) -> torch.Tensor:
+        """(N, H, L, Dh) → (N, H, L, n_offsets): q·E_o + b_o."""
+        return torch.einsum("nhld,hod->nhlo", q, self.offset_vec) + self.offset_bias[None, :, None, :]
+
+    def attend(self, q, k_self, v_self, k_ctx, v_ctx, layout: PatchLayout, backend: str) -> torch.Tensor:
+        """Attention output (N, H, Lq, Dh) → projected (N, Lq, dim)."""
+        out = patch_attention(q, k_self, v_self, k_ctx, v_ctx, layout, self.context_bias(q), backend=backend)
+        n, _, length, _ = out.shape
+        return self.proj(out.transpose(1, 2).reshape(n, length, self.heads * self.head_dim))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        hidden = int(cfg.dim * cfg.mlp_ratio)
+        self.fc = nn.Linear(cfg.dim, hidden, bias=False)
+        self.out = nn.Linear(hidden, cfg.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.dim)
+        self.attn = PatchSelfAttention(cfg)
+        self.norm2 = RMSNorm(cfg.dim)
+        self.mlp = MLP(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+
+class LocalTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.bos = cfg.vocab_size  # the BOS id follows the codebook
+        self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.dim)
+        self.pos_emb = nn.Parameter(torch.zeros(cfg.seq_len, cfg.dim))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = RMSNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        self.apply(_init_weights)
+        nn.init.normal_(self.pos_emb, std=0.02)
+        for block in self.blocks:  # scaled residual projections (GPT-2)
+            nn.init.normal_(block.attn.proj.weight, std=0.02 / (2 * cfg.layers) ** 0.5)
+            nn.init.normal_(block.mlp.out.weight, std=0.02 / (2 * cfg.layers) ** 0.5)
+
+    def embed(self, inputs: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Input ids (N, L) at positions start…start+L-1 → (N, L, dim)."""
+        return self.tok_emb(inputs) + self.pos_emb[start: start + inputs.shape[1]]
+
+    def patch_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (N, P) → inputs [BOS, t_0 … t_{P-1}] (N, P+1)."""
+        bos = torch.full_like(tokens[:, :1], self.bos)
+        return torch.cat([bos, tokens], dim=1)
+
+    def forward_train(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto") -> torch.Tensor:
+        """Teacher-forced logits for every token of every patch.
+
+        tokens: (N, P) int64, patches of all crops folded into N; layout indexes the same N
+        patches as context. Returns logits (N, P, vocab).
+        """
+        x = self.embed(self.patch_inputs(tokens))                    # (N, P+1, dim)
+        for block in self.blocks:
+            q, k, v = block.attn.project(block.norm1(x))             # (N, H, P+1, Dh) each
+            # context keys: a patch's token positions 1…P
+            x = x + block.dropout(block.attn.attend(q, k, v, k[:, :, 1:], v[:, :, 1:], layout, backend))
+            x = x + block.dropout(block.mlp(block.norm2(x)))
+        return self.head(self.norm(x[:, :-1]))                       # position P only feeds the pool
+
+    def save(self, directory: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
+        return save_checkpoint(directory, KIND, to_dict(self.cfg), self, dtype=dtype, extra=extra)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "LocalTransformer":
+        meta = read_config(directory, KIND)
+        model = cls(from_dict(ModelConfig, meta["config"]))
+        load_state_into(model, load_tensors(Path(directory) / "model.safetensors"), str(directory))
+        return model.to(device).eval()
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,27 @@
+"""`nuwa-inf train model`: the transformer stage's flags."""
+from __future__ import annotations
+
+import argparse
+
+
+def register_model(subparsers, add_common, check_positive, parse_duration) -> None:
+    parser = subparsers.add_parser("model", help="train the local AR transformer on pre-tokenised data")
+    add_common(parser, "small")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer (or model) directory; default: bundled")
+    parser.add_argument("--val-data", default=None, help="held-out images for validation bits/token")
+    parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--attn-backend", default="auto", help="auto | sdpa | triton | xformers | reference")
+
+    def run(args: argparse.Namespace) -> int:
+        from .model_trainer import ModelRun, train_model
+
+        check_positive(args)
+        out = train_model(ModelRun(
+            data=args.data, out=args.out, tokenizer=args.tokenizer, val_data=args.val_data, config=args.config,
+            overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
+            val_every=args.val_every, seed=args.seed, resume=args.resume, init=args.init,
+            time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend))
+        print(f"model written to {out}")
+        return 0
+
+    parser.set_defaults(func=run)

@@ -1,0 +1,163 @@
+"""`nuwa-inf train model`: teacher-forced training of the local AR transformer.
+
+Each step takes B crops of R×C patches from the pre-tokenised data, gives each crop a
+random generation order (see crop_layout.py), runs all patches in one forward pass
+through the patch-structured attention, and minimises token cross-entropy.
+AdamW, warm-up + cosine, gradient clipping, validation bits/token on held-out images,
+periodic safetensors checkpoints, exact resume (weights, optimizer, step, RNG, sampler).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..checkpoint import load_state_into, load_tensors, read_config
+from ..config import from_dict, from_preset, to_dict
+from ..errors import UserError
+from ..model.config import MODEL_PRESETS, ModelConfig
+from ..model.transformer import LocalTransformer
+from ..tokenizer.cli import find_tokenizer_dir
+from ..tokenizer.vqgan import VQGAN
+from .crop_layout import batch_layout, sample_crop_contexts
+from .schedule import warmup_cosine
+from .state import latest_checkpoint, load_training, save_training
+from .token_cache import TokenCropSampler, pretokenize
+from .tokenizer_trainer import resolve_init
+
+
+@dataclass
+class ModelRun:
+    data: str
+    out: str
+    tokenizer: str | None = None
+    val_data: str | None = None
+    config: str = "small"
+    overrides: list | None = None
+    steps: int = 10000
+    batch_size: int | None = None
+    save_every: int = 500
+    val_every: int = 250
+    seed: int = 0
+    resume: bool = False
+    init: str | None = None
+    time_budget: float | None = None
+    threads: int | None = None
+    backend: str = "auto"
+
+
+def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str) -> float:
+    with torch.no_grad():
+        logits = model.forward_train(tokens, layout, backend)
+        nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+    return float(nats) / math.log(2)
+
+
+def fixed_validation(sampler: TokenCropSampler, cfg: ModelConfig, count: int = 8, seed: int = 1234):
+    """The same validation crops and orders every time: (tokens, layout)."""
+    sampler.generator.manual_seed(seed)
+    tokens = sampler.sample(count)
+    generator = torch.Generator().manual_seed(seed)
+    layout = batch_layout([sample_crop_contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
+    return tokens, layout
+
+
+def train_model(run: ModelRun) -> Path:
+    out = Path(run.out)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    checkpoint = latest_checkpoint(out) if run.resume else None
+    if run.resume and checkpoint is None:
+        raise UserError(f"--resume: no checkpoint under {out}/checkpoints")
+    if not run.resume and latest_checkpoint(out) is not None:
+        raise UserError(f"{out} already holds a training run; pass --resume to continue it or pick another --out")
+    tokenizer_dir = out / "tokenizer" if checkpoint is not None else find_tokenizer_dir(run.tokenizer)
+    tokenizer = VQGAN.load(tokenizer_dir)
+    if checkpoint is not None:
+        cfg = from_dict(ModelConfig, read_config(checkpoint, "transformer")["config"])
+    else:
+        overrides = {"vocab_size": tokenizer.codebook_size}
+        from ..config import parse_overrides
+        overrides.update(parse_overrides(run.overrides))
+        cfg = from_preset(ModelConfig, MODEL_PRESETS, run.config, overrides)
+    if cfg.vocab_size != tokenizer.codebook_size:
+        raise UserError(f"model vocab_size {cfg.vocab_size} != tokenizer codebook size {tokenizer.codebook_size}")
+    batch_size = run.batch_size or cfg.batch_size
+    out.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None:
+        tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
+
+    crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
+    grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens)
+    val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
+        if run.val_data else grids[-max(1, len(grids) // 10):]
+    del tokenizer
+
+    torch.manual_seed(run.seed)
+    model = LocalTransformer(cfg)
+    if run.init and checkpoint is None:
+        init_dir = resolve_init(run.init, "transformer")
+        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    sampler = TokenCropSampler(grids, cfg.crop_rows * cfg.crop_frames, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
+                               seed=run.seed)
+    order_rng = torch.Generator().manual_seed(run.seed + 1)
+    val_tokens, val_layout = fixed_validation(
+        TokenCropSampler(val_grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w), cfg)
+    start = 0
+    if checkpoint is not None:
+        load_state_into(model, load_tensors(checkpoint / "model.safetensors"), str(checkpoint))
+        tensors, meta = load_training(checkpoint, {"opt": opt})
+        sampler.generator.set_state(tensors["rng.sampler"])
+        order_rng.set_state(tensors["rng.order"])
+        start = meta["step"]
+
+    def save(step: int) -> None:
+        save_training(out, step, lambda d: model.save(d), {"opt": opt},
+                      {"rng.sampler": sampler.generator.get_state(), "rng.order": order_rng.get_state()},
+                      {"kind": "transformer", "config": to_dict(cfg)})
+
+    warmup = min(300, max(1, run.steps // 20))
+    started = time.monotonic()
+    log = open(out / "log.jsonl", "a")
+    bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True)
+    for step in bar:
+        lr = cfg.lr * warmup_cosine(step, run.steps, warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        tokens = sampler.sample(batch_size)                               # (B·N, P)
+        layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
+        model.train()
+        logits = model.forward_train(tokens, layout, run.backend)         # (B·N, P, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+        opt.step()
+        done = step + 1
+        record = {"step": done, "loss": loss.item(), "bits": loss.item() / math.log(2), "lr": lr,
+                  "grad_norm": grad_norm}
+        if done % run.val_every == 0 or done == run.steps:
+            model.eval()
+            record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend)
+        bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        out_of_time = run.time_budget is not None and time.monotonic() - started > run.time_budget
+        if done % run.save_every == 0 or done == run.steps or out_of_time:
+            save(done)
+        if out_of_time:
+            bar.write(f"time budget reached at step {done}")
+            break
+    bar.close()
+    log.close()
+    return out

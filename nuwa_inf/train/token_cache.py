@@ -1,0 +1,113 @@
+"""Pre-tokenised training data: every image encoded once (and its mirror image), cached as
+int16 token grids, so the transformer never runs the encoder in its loop.
+
+    CACHE/manifest.json   {"tokenizer": <weights hash>, "items": [{"source", "mtime", "size", "file"}]}
+    CACHE/tok_00000.npy   (h, w) int16 token grid  (tok_00000_flip.npy: the mirrored image's)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import atomic_path, write_json
+from ..data.datasets import list_images, warn
+from ..errors import UserError
+from ..images import load_rgb
+from ..tokenizer.tiled import encode_tiled
+from ..tokenizer.vqgan import VQGAN
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tuple[int, int],
+                flips: bool = True) -> list[np.ndarray]:
+    """Token grids of every readable image under `data` (cached); grids smaller than
+    `min_tokens` (h, w) are skipped with a message."""
+    cache.mkdir(parents=True, exist_ok=True)
+    manifest_path = cache / "manifest.json"
+    tok_hash = weights_hash(tokenizer)
+    manifest = {"tokenizer": tok_hash, "items": []}
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if old.get("tokenizer") == tok_hash:
+            manifest = old
+    done = {(item["source"], item["mtime"], item["size"]): item for item in manifest["items"]}
+    f = tokenizer.downsample
+    items = []
+    for path in tqdm(list_images(data), desc="pre-tokenising", dynamic_ncols=True):
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime, stat.st_size)
+        if key in done and (cache / done[key]["file"]).is_file():
+            items.append(done[key])
+            continue
+        try:
+            image = load_rgb(path)
+        except UserError as err:
+            warn(f"skipping unreadable image: {err}")
+            continue
+        height, width = image.shape[0] // f * f, image.shape[1] // f * f
+        if height // f < min_tokens[0] or width // f < min_tokens[1]:
+            warn(f"{path} ({image.shape[1]}x{image.shape[0]}) is smaller than one training crop "
+                 f"({min_tokens[1] * f}x{min_tokens[0] * f}); skipped")
+            continue
+        image = image[:height, :width]
+        name = f"tok_{len(manifest['items']):05d}"
+        _save_grid(cache / f"{name}.npy", encode_tiled(tokenizer, image))
+        if flips:
+            _save_grid(cache / f"{name}_flip.npy", encode_tiled(tokenizer, np.ascontiguousarray(image[:, ::-1])))
+        item = {"source": key[0], "mtime": key[1], "size": key[2], "file": f"{name}.npy",
+                "flip": f"{name}_flip.npy" if flips else None}
+        manifest["items"].append(item)
+        items.append(item)
+        write_json(manifest_path, manifest)
+    if not items:
+        raise UserError(f"no usable training images under {data}")
+    grids = []
+    for item in items:
+        grids.append(np.load(cache / item["file"]))
+        if item.get("flip"):
+            grids.append(np.load(cache / item["flip"]))
+    return grids
+
+
+def _save_grid(path: Path, grid: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, grid.astype(np.int16))
+
+
+class TokenCropSampler:
+    """Random (frames·rows·ph) × (cols·pw) token crops, returned patch-major (B·N, P)."""
+
+    def __init__(self, grids: list[np.ndarray], rows: int, cols: int, ph: int, pw: int, seed: int = 0):
+        self.grids = grids
+        self.rows, self.cols, self.ph, self.pw = rows, cols, ph, pw
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, count: int) -> torch.Tensor:
+        h, w = self.rows * self.ph, self.cols * self.pw
+        crops = []
+        for _ in range(count):
+            grid = self.grids[int(torch.randint(len(self.grids), (1,), generator=self.generator))]
+            y = int(torch.randint(grid.shape[0] - h + 1, (1,), generator=self.generator))
+            x = int(torch.randint(grid.shape[1] - w + 1, (1,), generator=self.generator))
+            crops.append(torch.from_numpy(grid[y: y + h, x: x + w].astype(np.int64)))
+        return to_patches(torch.stack(crops), self.rows, self.cols, self.ph, self.pw)
+
+
+def to_patches(grids: torch.Tensor, rows: int, cols: int, ph: int, pw: int) -> torch.Tensor:
+    """(B, rows·ph, cols·pw) → (B·rows·cols, ph·pw), patches in raster order, tokens in raster order."""
+    batch = grids.shape[0]
+    patches = grids.view(batch, rows, ph, cols, pw).permute(0, 1, 3, 2, 4)   # (B, R, C, ph, pw)
+    return patches.reshape(batch * rows * cols, ph * pw)
