@@ -61,6 +61,13 @@ def test_seam_ratio_is_large_for_shuffled_blocks(texture_a):
     assert seam_ratio(shuffled, P) == stats.ratio
 
 
+def test_seam_control_at_half_patch_offset_ignores_patch_seams(texture_a):
+    shuffled = shuffle_blocks(texture_a, P, seed=1)
+    assert seam_stats(shuffled, P).ratio > 3
+    # the control's "inside" pairs now hold the real seams (1 pair in 64), so it dips a little below 1
+    assert 0.8 < seam_stats(shuffled, P, offset=P // 2).ratio < 1.03
+
+
 def test_seam_ratio_sees_only_the_seams_of_its_own_axis(texture_a):
     # swap whole block columns: only vertical lines x = k·P become seams
     cols = texture_a.reshape(512, 2048 // P, P, 3)[:, np.random.default_rng(2).permutation(2048 // P)]
@@ -147,7 +154,7 @@ def test_drift_of_a_canvas_too_short_to_split_is_nan():
 def test_evaluate_returns_all_figures(texture_a):
     figures = evaluate(texture_a, [smooth_noise(256, 1024, seed=13)], patch=P, repeats=2)
     assert figures["generated_blocks"] == 256 and figures["reference_blocks"] == 64
-    assert set(figures) >= {"seam", "blocks", "drift"}
+    assert set(figures) >= {"seam", "seam_control", "blocks", "drift"}
     assert figures["drift"]["mode"] == "reference"
 
 

@@ -25,7 +25,11 @@ Ledoit–Wolf shrinkage towards a scaled identity, with the shrinkage estimated 
 Noise floor (`compare_blocks`): the reference is split into two random halves A, B; the
 real-vs-real floor is d²(A, B) and the generated figure is d²(G', B) with G' a random
 subset of the generated blocks as large as A, so both figures carry the same finite-sample
-bias. Averaged over `repeats` splits; `ratio` = generated / floor, ≈ 1 for real-like blocks.
+bias. Averaged over `repeats` splits; `ratio` = generated / floor, ≲ 1 for real-like blocks.
+The floor is a generous yardstick: two halves of one canvas are anti-correlated (a sky block
+in A is one missing from B), while a whole canvas's mix of sky, ridges and water is steadier
+than independent blocks would be. Two procedural scrolls of the same kind (2048×8192, seeds
+1 and 2) score 0.73 against each other; a different texture scores in the hundreds.
 
 Drift (`drift`): blocks of the first and last third of the canvas along x (block columns
 split in three), subsampled to the same count.

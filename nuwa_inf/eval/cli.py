@@ -104,6 +104,8 @@ def format_table(path: str, figures: dict) -> str:
         f"  {'figure':<22}{'value':>10}   notes",
         f"  {'seam ratio':<22}{_fmt(seam['ratio']):>10}   x-lines {_fmt(seam['ratio_x'])}, "
         f"y-lines {_fmt(seam['ratio_y'])}; 1.0 = seamless",
+        f"  {'  control (mid-patch)':<22}{_fmt(figures['seam_control']['ratio']):>10}   "
+        f"lines half a patch off the grid: content alone",
     ]
     if blocks:
         lines += [

@@ -1,6 +1,7 @@
 """All no-network quality figures of one generated canvas, as one plain dict (JSON-ready apart from nan).
 
     seam   : seam ratio and its x / y parts (`seams.py`)
+    seam_control : the same with the lines moved half a patch (content-only baseline)
     blocks : block-statistics distance vs the reference, its real-vs-real noise floor and
              their ratio (`block_stats.py`); None without a reference
     drift  : first vs last third of the canvas along x (`block_stats.drift`)
@@ -42,6 +43,7 @@ def evaluate(image: np.ndarray, references: Iterable[np.ndarray] = (), patch: in
         "generated_blocks": len(gen),
         "reference_blocks": 0 if ref is None else len(ref),
         "seam": asdict(seams),
+        "seam_control": asdict(seam_stats(image, patch, exclude, offset=patch // 2)),
         "blocks": None if ref is None else compare_blocks(gen.features, ref, repeats, seed),
         "drift": drift(gen, ref, repeats, seed),
     }

@@ -2,14 +2,15 @@
 
 Take every pair of neighbouring pixels. A pair *straddles* a boundary when it crosses a
 line x = k·patch (horizontal neighbours) or y = k·patch (vertical neighbours), k ≥ 1.
-The seam ratio is
+Per axis,
 
-    mean |ΔL| over straddling pairs  ÷  mean |ΔL| over all other pairs,
+    ratio_x = mean |ΔL| over horizontal pairs straddling x = k·patch
+              ÷ mean |ΔL| over the other horizontal pairs          (ratio_y likewise)
 
-with L the BT.601 luma in [0, 255]. For a stationary image without seams both means are
-the same and the ratio is 1.0; patches pasted side by side with visible edges give > 1.
-`ratio_x` uses only horizontal neighbours (the vertical lines x = k·patch), `ratio_y`
-only vertical neighbours (the horizontal lines y = k·patch).
+with L the BT.601 luma in [0, 255]; the seam ratio is their mean weighted by the number of
+straddling pairs. For a stationary image without seams it is 1.0 (a real image's content
+moves it by a few per cent: compare with the control at `offset = patch // 2`); patches
+pasted side by side with visible edges give > 1.
 
 Memory: the image is read in column strips (`strip` px wide, one extra column of overlap),
 so a 38912×2048 canvas needs a few float32 strips, never a float copy of the whole image.
@@ -27,7 +28,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 @dataclass(frozen=True)
 class SeamStats:
-    ratio: float  # all straddling pairs ÷ all inside pairs
+    ratio: float  # ratio_x and ratio_y, weighted by their numbers of straddling pairs
     ratio_x: float  # horizontal neighbours across the vertical lines x = k·patch
     ratio_y: float  # vertical neighbours across the horizontal lines y = k·patch
     boundary_mean: float  # mean |ΔL| of straddling pairs
@@ -60,8 +61,14 @@ def _mean(total: float, count: int) -> float:
     return float(total / count) if count > 0 else float("nan")
 
 
-def seam_stats(image: np.ndarray, patch: int = 256, exclude: Box | None = None, strip: int = 2048) -> SeamStats:
+def seam_stats(image: np.ndarray, patch: int = 256, exclude: Box | None = None, strip: int = 2048,
+               offset: int = 0) -> SeamStats:
     """Seam ratio with its parts; see the module docstring.
+
+    `offset` moves the lines to x, y = k·patch + offset. With offset = patch // 2 the lines
+    fall mid-patch, where a patch-wise generator leaves no seams: a control that shows how far
+    the image's own content (a horizon, a ridge) moves the ratio away from 1. (Real seams then
+    count as inside pairs, so an image with seams has a control a little below 1.)
 
     `exclude` (x0, y0, x1, y1): pairs with *both* pixels inside this box (the user's input
     region) are left out, so the seam between input and generated pixels still counts.
@@ -100,8 +107,8 @@ def seam_stats(image: np.ndarray, patch: int = 256, exclude: Box | None = None, 
         col_cnt[ex0:ex1 - 1] -= ey1 - ey0
         row_cnt[ey0:ey1 - 1] -= ex1 - ex0
 
-    on_x = (np.arange(col_sum.size) + 1) % patch == 0  # pair (x, x+1) with x+1 = k·patch
-    on_y = (np.arange(row_sum.size) + 1) % patch == 0
+    on_x = (np.arange(col_sum.size) + 1 - offset) % patch == 0  # pair (x, x+1) with x+1 = k·patch + offset
+    on_y = (np.arange(row_sum.size) + 1 - offset) % patch == 0
     bx, ix = col_sum[on_x].sum(), col_sum[~on_x].sum()
     by, iy = row_sum[on_y].sum(), row_sum[~on_y].sum()
     nbx, nix = int(col_cnt[on_x].sum()), int(col_cnt[~on_x].sum())
@@ -112,10 +119,18 @@ def seam_stats(image: np.ndarray, patch: int = 256, exclude: Box | None = None, 
             return float("nan")
         return float(_safe_ratio(b / nb, i / ni))
 
+    ratio_x, ratio_y = ratio(bx, nbx, ix, nix), ratio(by, nby, iy, niy)
+    # overall: per-axis ratios weighted by their boundary pairs. Pooling the raw sums instead
+    # would mix axes in different proportions on and off the lines, and landscapes have far
+    # stronger vertical than horizontal gradients (a pooled ratio fell below both parts).
+    if nbx and nby:
+        overall = (nbx * ratio_x + nby * ratio_y) / (nbx + nby)
+    else:
+        overall = ratio_x if nbx else ratio_y
     return SeamStats(
-        ratio=ratio(bx + by, nbx + nby, ix + iy, nix + niy),
-        ratio_x=ratio(bx, nbx, ix, nix),
-        ratio_y=ratio(by, nby, iy, niy),
+        ratio=float(overall),
+        ratio_x=ratio_x,
+        ratio_y=ratio_y,
         boundary_mean=_mean(bx + by, nbx + nby),
         interior_mean=_mean(ix + iy, nix + niy),
         boundary_pairs=nbx + nby,
