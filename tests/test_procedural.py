@@ -25,6 +25,14 @@ def test_chunked_rendering_equals_whole(attrs):
     assert np.array_equal(np.concatenate(parts, axis=1), whole)
 
 
+def test_pixels_do_not_depend_on_the_internal_block_size(monkeypatch):
+    from nuwa_inf.data import procedural
+    reference = render_scroll(512, 64, seed=4, attrs=FULL)
+    for block in (64, 512):
+        monkeypatch.setattr(procedural, "BLOCK", block)
+        assert np.array_equal(render_scroll(512, 64, seed=4, attrs=FULL), reference)
+
+
 def test_negative_offsets_continue_the_same_landscape():
     left = render_scroll(200, 64, seed=9, x0=-100)
     assert np.array_equal(left[:, 100:], render_scroll(100, 64, seed=9, x0=0))

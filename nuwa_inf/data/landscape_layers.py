@@ -43,29 +43,32 @@ def _smooth(f: np.ndarray) -> np.ndarray:
     return f * f * (F32(3.0) - F32(2.0) * f)
 
 
-def noise1(u: np.ndarray, salt: int) -> np.ndarray:
-    """1-D value noise in [0, 1] at float64 positions `u` (lattice spacing 1), float32 out."""
+def noise1(u: np.ndarray, salt: int, channel: np.ndarray | int = 0) -> np.ndarray:
+    """1-D value noise in [0, 1] at float64 positions `u` (lattice spacing 1), float32 out.
+
+    `channel` (broadcast against u) selects independent noise functions in one call.
+    """
     i = np.floor(u)
     w = _smooth((u - i).astype(F32))
     i = i.astype(np.int64)
-    a = hash01(i, 0, salt)
-    b = hash01(i + 1, 0, salt)
-    return a + (b - a) * w
+    both = hash01(np.stack([i, i + 1]), channel, salt)   # (2, *u.shape): lattice values left and right
+    return both[0] + (both[1] - both[0]) * w
 
 
 def fbm1(u: np.ndarray, salt: int, octaves: int, gain: float = 0.5, ridged: bool = False) -> np.ndarray:
-    """Multi-octave 1-D value noise normalised to [0, 1]; `ridged` folds each octave (1-|2n-1|)."""
-    total = np.zeros(u.shape, F32)
-    norm = 0.0
-    amp = 1.0
-    for octave in range(octaves):
-        n = noise1(u * (2.0 ** octave) + 17.31 * octave, salt * 131 + octave)
-        if ridged:
-            n = F32(1.0) - np.abs(F32(2.0) * n - F32(1.0))
-        total += F32(amp) * n
-        norm += amp
-        amp *= gain
-    return total * F32(1.0 / norm)
+    """Multi-octave 1-D value noise normalised to [0, 1]; `ridged` folds each octave (1-|2n-1|).
+
+    All octaves are evaluated in one (octaves, n) batch: 1-D work is dominated by call overhead.
+    """
+    octave = np.arange(octaves)
+    scaled = u[None, :] * (2.0 ** octave)[:, None] + (17.31 * octave)[:, None]   # (octaves, n)
+    n = noise1(scaled, salt * 131, octave[:, None])
+    if ridged:
+        n = F32(1.0) - np.abs(F32(2.0) * n - F32(1.0))
+    total = n[0].copy()
+    for o in range(1, octaves):      # explicit sum, same order for every element (no BLAS)
+        total += F32(gain ** o) * n[o]
+    return total * F32(1.0 / sum(gain ** o for o in range(octaves)))
 
 
 def noise2(xs: np.ndarray, ys: np.ndarray, cell_x: float, cell_y: float, salt: int) -> np.ndarray:
@@ -140,7 +143,7 @@ class Ridge:
         if self.macro:
             drama = fbm1(u / 2.7 + 0.11, self.macro_salt, 3).astype(np.float64)
             drama = np.clip((drama - 0.3) * 2.5, 0.0, 1.0)
-            env = env * (1.0 - 0.7 * self.macro + 1.0 * self.macro * drama)
+            env = env * (1.0 - 0.5 * self.macro + 0.8 * self.macro * drama)
         return env
 
     def _peaks(self, u: np.ndarray) -> np.ndarray:
@@ -148,25 +151,26 @@ class Ridge:
         s = self.spacing
         cell = np.floor(u / s).astype(np.int64)
         peaks = 0.18 * fbm1(u / (0.8 * s), self.salt + 2, 3).astype(np.float64)  # foothills
-        for k in (-2, -1, 0, 1, 2):
-            ci = cell + k
-            centre = (ci + 0.5 + 0.8 * (hash01(ci, 1, self.salt) - 0.5)) * s
-            tall = 0.3 + 0.7 * hash01(ci, 2, self.salt).astype(np.float64) ** 1.5
-            half = s * self.width * (0.6 + 0.8 * hash01(ci, 3, self.salt))
-            t = np.abs(u - centre) / half
-            np.maximum(peaks, tall * np.exp(-t ** self.sharp), out=peaks)
+        ci = cell[None, :] + np.arange(-2, 3)[:, None]                         # (5, n) nearby peak cells
+        jitter, tall, width = hash01(ci[None], np.array([1, 2, 3])[:, None, None], self.salt).astype(np.float64)
+        centre = (ci + 0.5 + 0.8 * (jitter - 0.5)) * s
+        tall = 0.3 + 0.7 * tall ** 1.5
+        half = s * self.width * (0.6 + 0.8 * width)
+        t = np.abs(u[None, :] - centre) / half
+        np.maximum(peaks, (tall * np.exp(-t ** self.sharp)).max(axis=0), out=peaks)
         peaks *= self.envelope(u)
         if self.giant:
             # a towering massif in about half of the 2.3-height-wide cells
             g = 2.3
             gcell = np.floor(u / g).astype(np.int64)
-            for k in (-1, 0, 1):
-                ci = gcell + k
-                centre = (ci + 0.5 + 0.5 * (hash01(ci, 21, self.salt) - 0.5)) * g
-                half = g * (0.08 + 0.06 * hash01(ci, 22, self.salt))
-                tall = (hash01(ci, 23, self.salt) < 0.55) * (0.75 + 0.25 * hash01(ci, 24, self.salt))
-                t = np.abs(u - centre) / half
-                np.maximum(peaks, (self.giant / self.amp) * tall * np.exp(-t ** 1.7), out=peaks)
+            ci = gcell[None, :] + np.arange(-1, 2)[:, None]                    # (3, n)
+            channels = np.arange(21, 25)[:, None, None]
+            jitter, width, chance, tall = hash01(ci[None], channels, self.salt).astype(np.float64)
+            centre = (ci + 0.5 + 0.5 * (jitter - 0.5)) * g
+            half = g * (0.08 + 0.06 * width)
+            tall = (chance < 0.55) * (0.75 + 0.25 * tall)
+            t = np.abs(u[None, :] - centre) / half
+            np.maximum(peaks, (self.giant / self.amp) * (tall * np.exp(-t ** 1.7)).max(axis=0), out=peaks)
         return peaks
 
     def smooth_height_at(self, u: np.ndarray) -> np.ndarray:
@@ -176,7 +180,8 @@ class Ridge:
     def slope_at(self, u: np.ndarray) -> np.ndarray:
         """d(smooth height)/du, both in heights."""
         eps = 0.04 * self.spacing  # a wide difference: soft shading where two peaks meet
-        return (self.smooth_height_at(u + eps) - self.smooth_height_at(u - eps)) / (2 * eps)
+        both = self.smooth_height_at(np.concatenate([u + eps, u - eps]))
+        return (both[:len(u)] - both[len(u):]) / (2 * eps)
 
     def height_at(self, u: np.ndarray) -> np.ndarray:
         """Mountain height above the foot (in heights) at positions u (in heights, float64)."""
@@ -212,13 +217,15 @@ class TreeRow:
         """Per-column tree parameters: centre column, foot row, height and half-width (pixels), presence, pine."""
         s = self.spacing
         cell = np.floor(u / s).astype(np.int64)
-        centre = (cell + 0.5 + 0.3 * (hash01(cell, 11, self.salt) - 0.5)) * s
-        h = self.size * (0.6 + 0.8 * hash01(cell, 12, self.salt).astype(np.float64))
-        half = np.minimum(0.3 * s, (2.0 if self.dots else 1.0) * h * (0.28 + 0.12 * hash01(cell, 13, self.salt)))
+        jitter, size, width, chance, kind = hash01(cell[None], np.arange(11, 16)[:, None], self.salt)
+        centre = (cell + 0.5 + 0.3 * (jitter - 0.5)) * s
+        h = self.size * (0.6 + 0.8 * size.astype(np.float64))
+        half = np.minimum(0.3 * s, (2.0 if self.dots else 1.0) * h * (0.28 + 0.12 * width))
         clusters = fbm1(centre / (6.0 * s), self.salt + 5, 3)
-        present = hash01(cell, 14, self.salt) < self.density * smoothstep(0.35, 0.65, clusters)
-        pine = hash01(cell, 15, self.salt) < self.pine_share
-        ridge_row = ridge.rows(centre, height)
+        present = chance < self.density * smoothstep(0.4, 0.65, clusters)
+        pine = kind < self.pine_share
+        cells, first, where = np.unique(cell, return_index=True, return_inverse=True)
+        ridge_row = ridge.rows(centre[first], height)[where]     # one ridge evaluation per tree
         foot = ridge_row + (0.5 if self.dots else 0.25) * h * height
         present &= ridge_row < height - 0.3 * h * height      # no trees on a ridge below the frame
         return centre * height, foot, h * height, half * height, present, pine
@@ -238,7 +245,8 @@ def tree_alpha(xs: np.ndarray, ys: np.ndarray, centre: np.ndarray, foot: np.ndar
     if dots:
         z = F32(2.0) * rel - F32(1.0)
         dot_w = half32 * np.sqrt(np.maximum(F32(0.0), F32(1.0) - z * z))
-        return np.clip((dot_w - dx) * F32(1.0 / aa) + F32(0.5), F32(0.0), F32(1.0))
+        dot = np.clip((dot_w - dx) * F32(1.0 / aa) + F32(0.5), F32(0.0), F32(1.0))
+        return dot * ((rel > F32(0.0)) & (rel < F32(1.0)))
     # pine: four tiers, each widest at its bottom edge
     tier = np.clip((rel - F32(0.12)) * F32(4.0 / 0.88), F32(0.0), F32(4.0))
     frac = tier - np.floor(tier)

@@ -130,6 +130,7 @@ class Scene:
     sun_v: float
     sun_radius: float
     glow: float
+    glint: float             # strength of the sun's / moon's path of glints on water
     layers: list[Layer]      # back to front; the last one is the foreground bank
     water_v: float | None
     water_rgb: np.ndarray
@@ -247,7 +248,7 @@ def build_scene(seed: int, height: int, attrs: dict | None = None) -> Scene:
         foot_rgb = _lerp(foot_rgb * light, haze, 0.5 * haze_mix) if not ink else foot_rgb * light
         layer = Layer(ridge=ridge, depth=z, ridge_rgb=ridge_rgb.astype(F32), foot_rgb=foot_rgb.astype(F32),
                       fade=_lerp(0.18, 0.09, z) if not bank else 0.3, texture=_lerp(0.55, 0.25, z),
-                      edge=_lerp(0.5, 0.15, z), snow=(1.0 - 0.5 * z) if snow else 0.0,
+                      edge=_lerp(0.5, 0.15, z), snow=(0.55 + 0.45 * z) if snow else 0.0,
                       mist_below=(0.55 if attrs["mist"] else 0.2) * (0.4 + 0.6 * z) if 0 < k < n_back else 0.0,
                       salt=salt + 100 * k + 7)
         layer.snow_rgb = np.minimum(1.0, _lerp(mist_rgb, _rgb(1, 1, 1) * light, 0.5)).astype(F32)
@@ -262,7 +263,7 @@ def build_scene(seed: int, height: int, attrs: dict | None = None) -> Scene:
                                    salt=salt + 100 * k + 37)]
         if not bank and z < 0.85:  # moss dots (dian) along the ridge, as in ink landscapes
             dot = _lerp(0.007, 0.004, z)
-            layer.trees.append(TreeRow(spacing=dot * 2.2, size=dot, density=0.7, pine_share=0.0,
+            layer.trees.append(TreeRow(spacing=dot * 2.2, size=dot, density=0.45, pine_share=0.0,
                                        salt=salt + 100 * k + 41, dots=True))
         layers.append(layer)
 
@@ -270,6 +271,7 @@ def build_scene(seed: int, height: int, attrs: dict | None = None) -> Scene:
                  cloud_rgb=cloud_rgb, cloud_amount=0.8 if time != "day" or not ink else 0.6,
                  mist_rgb=mist_rgb.astype(F32), sun_rgb=sun_rgb, sun_glow_rgb=sun_glow,
                  sun_u=float(rng.uniform(0.15, 0.85)), sun_v=float(sun_v), sun_radius=sun_radius, glow=glow,
+                 glint={"day": 0.3, "sunset": 0.7, "night": 0.6}[time],
                  layers=layers, water_v=water_v, water_rgb=water_rgb.astype(F32), salt=salt)
 
 
@@ -327,8 +329,7 @@ def _paint_sky(scene: Scene, xs: np.ndarray, ys: np.ndarray, frame: float) -> np
     density = smoothstep(0.5, 0.72, c) * band[:, None] * F32(scene.cloud_amount)
     _blend(img[:, :rows], scene.cloud_rgb, density)
     # sun or moon with a glow of compact support
-    sx = scene.sun_u * H + frame * 0.001 * H
-    sy = (scene.sun_v + frame * (0.0012 if scene.attrs["time"] == "sunset" else -0.0004)) * H
+    sx, sy = _sun_position(scene, frame)
     reach = 0.6 * H
     c0, c1 = np.searchsorted(xs, [sx - reach, sx + reach])
     r0, r1 = np.searchsorted(ys, [sy - reach, sy + reach])
@@ -342,6 +343,13 @@ def _paint_sky(scene: Scene, xs: np.ndarray, ys: np.ndarray, frame: float) -> np
         disk = np.clip((F32(scene.sun_radius * H) - dist) * F32(1.0 / max(1.0, H / 900)) + F32(0.5), 0, 1)
         _blend(region, scene.sun_rgb, disk)
     return img
+
+
+def _sun_position(scene: Scene, frame: float) -> tuple[float, float]:
+    """Sun / moon centre in pixels; it drifts a little from frame to frame (it sets at sunset)."""
+    H = scene.height
+    rise = 0.0012 if scene.attrs["time"] == "sunset" else -0.0004
+    return scene.sun_u * H + frame * 0.001 * H, (scene.sun_v + frame * rise) * H
 
 
 def _paint_layer(scene: Scene, layer: Layer, img: np.ndarray, xs: np.ndarray, ys: np.ndarray,
@@ -364,24 +372,26 @@ def _paint_layer(scene: Scene, layer: Layer, img: np.ndarray, xs: np.ndarray, ys
     body = F32(1.0) - fade
     # strata: wavy strokes parallel to the (smoothed) ridge, broken up by the stroke noise
     smooth_rows = (layer.ridge.base - layer.ridge.smooth_height_at(u)) * H
-    phase = fbm1(u / 0.03, layer.salt + 4, 3) * F32(6 * np.pi)
-    ds = d + (ridge_rows - smooth_rows).astype(F32)[None, :]
-    strata = np.sin(ds * F32(2 * np.pi / (0.014 * H)) + phase[None, :])
-    lines = smoothstep(0.55, 1.0, strata) * smoothstep(0.45, 0.7, strokes)
+    phase = fbm1(u / 0.08, layer.salt + 4, 3) * F32(6 * np.pi)
+    ds = (d + (ridge_rows - smooth_rows).astype(F32)[None, :]) * F32(2 * np.pi / (0.016 * H))
+    # two incommensurate waves: strokes at irregular spacings
+    strata = F32(0.6) * np.sin(ds + phase[None, :]) + F32(0.4) * np.sin(ds * F32(1.618) - F32(2.0) * phase[None, :])
+    lines = smoothstep(0.5, 0.9, strata) * smoothstep(0.45, 0.7, strokes)
     # the faces that turn away from the light (from the left) are shaded
     shadow = np.clip(-layer.ridge.slope_at(u) * 0.6, 0.0, 0.6).astype(F32)
-    dark = (np.exp(np.minimum(-d, F32(0.0)) * F32(1.0 / (0.004 * H))) * F32(layer.edge)
-            + (lines * F32(0.35 * layer.texture) + shadow[None, :] * F32(0.5)) * body)
+    edge = np.exp(np.minimum(-d, F32(0.0)) * F32(1.0 / (0.004 * H))) * F32(layer.edge)
+    dark = (lines * F32(0.35 * layer.texture) + shadow[None, :] * F32(0.5)) * body
     if layer.snow > 0:
         # snow everywhere on the upper slopes except in stroke crevices and on shaded faces
-        rock = (F32(0.5) * strokes + F32(0.25) * blotch + shadow[None, :] * F32(0.7)
-                + dn * F32(0.5 / layer.fade))
-        cover = (F32(1.0) - smoothstep(0.6, 0.85, rock)) * F32(layer.snow)
-        dark *= F32(1.0) - F32(0.7) * cover
+        rock = (F32(0.35) * strokes + F32(0.25) * blotch + shadow[None, :] * F32(1.2)
+                + dn * F32(0.45 / layer.fade))
+        cover = (F32(1.0) - smoothstep(0.55, 0.8, rock)) * F32(layer.snow)
+        dark *= F32(1.0) - F32(0.7) * cover      # the ink outline stays: snow peaks are drawn by their edges
         colour = _col(layer.ridge_rgb) + _col(layer.foot_rgb - layer.ridge_rgb) * fade
         colour += (_col(layer.snow_rgb) - colour) * cover
     else:
         colour = _col(layer.ridge_rgb) + _col(layer.foot_rgb - layer.ridge_rgb) * fade
+    dark += edge
     colour *= F32(1.0) - dark
     _blend(img[:, top:], colour, alpha)
 
@@ -436,6 +446,11 @@ def _paint_water(scene: Scene, img: np.ndarray, xs: np.ndarray, ys: np.ndarray, 
     streaks = noise2(xs - frame * 0.02 * H, wy, 0.09 * H, 0.004 * H, scene.salt + 22)
     light = smoothstep(0.7, 0.9, streaks) * (F32(0.25) + F32(0.5) * depth)
     _blend(water, np.minimum(F32(1.0), scene.mist_rgb * F32(1.15)), light)
+    # a path of glints under the sun or moon
+    sx, _ = _sun_position(scene, frame)
+    path = np.exp(-(((xs - sx) / (0.07 * H)) ** 2)).astype(F32) * F32(scene.glint)
+    glints = smoothstep(0.6, 0.85, streaks) * path[None, :] * (F32(0.5) + F32(0.5) * depth)
+    _blend(water, scene.sun_glow_rgb, glints)
     shore = np.exp(-(wy - water_row).astype(F32) * F32(1.0 / (0.003 * H))) * F32(0.3)
     dark = smoothstep(0.3, 0.12, streaks) * (F32(0.1) + F32(0.25) * depth) + shore[:, None]
     water *= F32(0.92) * (F32(1.0) - dark)
