@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:

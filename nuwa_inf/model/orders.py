@@ -148,7 +148,7 @@ def build_schedule(order: list[Pos], known: list[Pos], extent: tuple[int, int, i
                     q = (t + dt, r + dr, c + dc)
                     if q == p or q not in rank:
                         continue
-                    if rank[q] < rank[p] or (rank[p] == -1 and known_before(q, p)):
+                    if (rank[q] < rank[p]) if rank[p] >= 0 else (rank[q] == -1 and known_before(q, p)):
                         entries.append((q, (dt, dr, dc)))
         context[p] = entries
     wave: dict[Pos, int] = {}

@@ -121,13 +121,30 @@ class LocalTransformer(nn.Module):
         tokens: (N, P) int64, patches of all crops folded into N; layout indexes the same N
         patches as context. Returns logits (N, P, vocab).
         """
+        return self.forward_patches(tokens, layout, backend)[0]
+
+    def forward_patches(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
+                        pool=None, collect_kv: bool = False):
+        """Teacher-forced pass over whole patches.
+
+        Context K/V come from the same N patches (training: layout indexes them) or, with
+        `pool`, from a ContextPool (layout indexes its slots: prefilling known patches).
+        Returns (logits (N, P, vocab) or None, per-layer token K/V (layers, N, H, P, Dh) ×2 or None).
+        """
         x = self.embed(self.patch_inputs(tokens))                    # (N, P+1, dim)
-        for block in self.blocks:
+        keys, values = [], []
+        for index, block in enumerate(self.blocks):
             q, k, v = block.attn.project(block.norm1(x))             # (N, H, P+1, Dh) each
             # context keys: a patch's token positions 1…P
-            x = x + block.dropout(block.attn.attend(q, k, v, k[:, :, 1:], v[:, :, 1:], layout, backend))
+            k_ctx, v_ctx = (k[:, :, 1:], v[:, :, 1:]) if pool is None else (pool.k[index], pool.v[index])
+            x = x + block.dropout(block.attn.attend(q, k, v, k_ctx, v_ctx, layout, backend))
             x = x + block.dropout(block.mlp(block.norm2(x)))
-        return self.head(self.norm(x[:, :-1]))                       # position P only feeds the pool
+            if collect_kv:
+                keys.append(k[:, :, 1:])
+                values.append(v[:, :, 1:])
+        kv = (torch.stack(keys), torch.stack(values)) if collect_kv else None
+        logits = None if collect_kv and pool is not None else self.head(self.norm(x[:, :-1]))
+        return logits, kv                                            # position P only feeds the pool
 
     def save(self, directory: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
         return save_checkpoint(directory, KIND, to_dict(self.cfg), self, dtype=dtype, extra=extra)

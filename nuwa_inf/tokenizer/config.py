@@ -31,6 +31,7 @@ class TokenizerConfig:
     lr: float = 2e-4
     crop: int = 128
     batch_size: int = 8
+    freeze: str = "none"             # "none" | "encoder" (encoder + quantiser fixed: codes stay valid)
 
     @property
     def downsample(self) -> int:
@@ -47,6 +48,8 @@ class TokenizerConfig:
             raise UserError("ch, z_channels must be positive and num_res_blocks >= 0")
         if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):
             raise UserError(f"fsq_levels must all be >= 2, got {self.fsq_levels}")
+        if self.freeze not in ("none", "encoder"):
+            raise UserError(f"freeze must be 'none' or 'encoder', got {self.freeze!r}")
         if self.crop % self.downsample:
             raise UserError(f"crop {self.crop} must be a multiple of the downsampling {self.downsample}")
 

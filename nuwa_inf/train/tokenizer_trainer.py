@@ -64,7 +64,9 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     if run.init and checkpoint is None:
         init_dir = resolve_init(run.init, "tokenizer")
         load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
+    trainable = [p for name, p in model.named_parameters()
+                 if cfg.freeze == "none" or name.startswith("decoder.")]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed)
     start = 0
@@ -93,14 +95,19 @@ def train_tokenizer(run: TokenizerRun) -> Path:
             group["lr"] = lr
         batch = sampler.sample(batch_size)
         model.train()
-        recon, indices = model(batch)
+        if cfg.freeze == "encoder":
+            with torch.no_grad():
+                quantised, indices = model.quantizer(model.encoder(batch))
+            recon = model.decoder(quantised)
+        else:
+            recon, indices = model(batch)
         loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight)
         gan_on = step >= cfg.disc_start and cfg.disc_weight > 0
         if gan_on:
             loss = loss - cfg.disc_weight * disc(recon).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         d_loss = 0.0
         if gan_on:

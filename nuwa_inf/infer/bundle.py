@@ -1,0 +1,54 @@
+"""A usable model: tokenizer + transformer loaded from a model directory.
+
+A model directory holds `tokenizer/` and the transformer either in `transformer/` (the
+bundled layout) or at its top level (what `nuwa-inf train model --out DIR` writes).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..assets import default_model_dir
+from ..errors import UserError
+from ..model.transformer import LocalTransformer
+from ..tokenizer.vqgan import VQGAN
+
+
+@dataclass
+class ModelBundle:
+    tokenizer: VQGAN
+    transformer: LocalTransformer
+    directory: Path
+    weights_hash: str
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(device)
+
+
+def load_bundle(model: str | Path | None = None, device: str = "auto") -> ModelBundle:
+    directory = default_model_dir() if model in (None, "default") else Path(model)
+    if not directory.is_dir():
+        raise UserError(f"model directory not found: {directory}")
+    transformer_dir = directory / "transformer" if (directory / "transformer").is_dir() else directory
+    if not (directory / "tokenizer").is_dir():
+        raise UserError(f"model directory {directory} has no tokenizer/ subdirectory")
+    torch_device = resolve_device(device)
+    tokenizer = VQGAN.load(directory / "tokenizer", torch_device)
+    transformer = LocalTransformer.load(transformer_dir, torch_device)
+    if transformer.cfg.vocab_size != tokenizer.codebook_size:
+        raise UserError(f"{directory}: transformer vocab {transformer.cfg.vocab_size} does not match "
+                        f"the tokenizer's {tokenizer.codebook_size} codes")
+    digest = hashlib.sha1()
+    for part in (directory / "tokenizer" / "model.safetensors", transformer_dir / "model.safetensors"):
+        digest.update(part.read_bytes())
+    return ModelBundle(tokenizer, transformer, directory, digest.hexdigest()[:16])

@@ -1,0 +1,254 @@
+"""The generation engine: place the input, walk the waves, stream pixels to disk, resume.
+
+Run directory (everything a killed run needs to continue and give the same image):
+    job.json                 the job: sizes, placement, seed, sampling, order, model hash
+    state.json               {"wave": next wave, "decoded": token columns decoded, "files": {...}}
+    tokens_<w>.npy           token canvas after wave w-1 (-1 = not generated yet)
+    pool_<w>.safetensors     the Nearby Context Pool's live K/V at that point
+    pixels.raw               decoded pixels (PixelCanvas), written as regions become final
+state.json is renamed into place after the files it names, so a kill at any moment leaves
+a consistent checkpoint; work after it is redone identically (per-patch RNG).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import atomic_path, write_json
+from ..checkpoint import load_tensors, save_tensors
+from ..errors import UserError
+from ..kernels import PatchLayout
+from ..model.context_pool import ContextPool
+from ..model.orders import build_schedule, known_raster, make_order
+from ..model.sampler import WaveSampler, patch_uniforms
+from ..tokenizer.tiled import decode_tiled, encode_tiled
+from .pixel_canvas import PixelCanvas
+from .placement import Placement, feather_alpha
+
+CHECKPOINT_SECONDS = 20.0
+
+
+@dataclass
+class JobSpec:
+    width: int
+    height: int
+    x0: int = 0
+    y0: int = 0
+    in_w: int = 0
+    in_h: int = 0
+    input_sha: str = ""
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    order: str = "auto"
+    feather: int = 32
+    model_hash: str = ""
+
+
+class CanvasRun:
+    """One extend/generate job bound to its run directory."""
+
+    def __init__(self, bundle, spec: JobSpec, run_dir: Path, image: np.ndarray | None,
+                 batch: int = 16, backend: str = "auto", progress: bool = True,
+                 on_progress: Callable[[int, int], None] | None = None):
+        self.bundle, self.spec, self.run_dir, self.image = bundle, spec, run_dir, image
+        self.batch, self.backend, self.progress, self.on_progress = batch, backend, progress, on_progress
+        tok, cfg = bundle.tokenizer, bundle.transformer.cfg
+        self.cfg = cfg
+        self.placement = Placement(spec.width, spec.height, spec.x0, spec.y0, spec.in_w, spec.in_h,
+                                   tok.downsample, cfg.patch_h, cfg.patch_w)
+        pl = self.placement
+        self.region = pl.known_patches()
+        order = make_order(spec.order, pl.rows, pl.cols, self.region)
+        self.schedule = build_schedule(order, known_raster(self.region), (0, cfg.extent_h, cfg.extent_w),
+                                       (1, pl.rows, pl.cols))
+        self.waves = self.schedule.waves
+
+    # -- set-up -------------------------------------------------------------------------
+    def _initial_tokens(self) -> np.ndarray:
+        pl, f = self.placement, self.placement.f
+        tokens = np.full((pl.tok_h, pl.tok_w), -1, dtype=np.int32)
+        ty0, tx0, ty1, tx1 = pl.known_tokens()
+        if ty1 > ty0 and tx1 > tx0:
+            crop = self.image[ty0 * f - pl.y0: ty1 * f - pl.y0, tx0 * f - pl.x0: tx1 * f - pl.x0]
+            tokens[ty0:ty1, tx0:tx1] = encode_tiled(self.bundle.tokenizer, crop)
+        return tokens
+
+    def _patch(self, tokens: np.ndarray, pos) -> np.ndarray:
+        ph, pw = self.cfg.patch_h, self.cfg.patch_w
+        _, r, c = pos
+        return tokens[r * ph:(r + 1) * ph, c * pw:(c + 1) * pw].reshape(-1)
+
+    def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
+        ph, pw = self.cfg.patch_h, self.cfg.patch_w
+        _, r, c = pos
+        tokens[r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] = values.reshape(ph, pw)
+
+    def _layout(self, patches: list) -> PatchLayout:
+        cfg = self.cfg
+        contexts = [[q for q, _ in self.schedule.context[p]] for p in patches]
+        offsets = torch.zeros((len(patches), max(1, max(len(c) for c in contexts))), dtype=torch.int64)
+        for i, p in enumerate(patches):
+            for m, (_, off) in enumerate(self.schedule.context[p]):
+                offsets[i, m] = cfg.offset_id(*off)
+        return PatchLayout(self.pool.slots(contexts), offsets, cfg.n_offsets)
+
+    def _prefill(self, tokens: np.ndarray) -> None:
+        """K/V of the given patches, wave by wave in raster order (as in training)."""
+        known = self.schedule.known
+        wave: dict = {}
+        for p in known:
+            wave[p] = 1 + max((wave[q] for q, _ in self.schedule.context[p]), default=-1)
+        last = {p: -1 for p in known}
+        for p in known:
+            for q, _ in self.schedule.context[p]:
+                last[q] = max(last[q], wave[p])
+        for w in range(max(wave.values(), default=-1) + 1):
+            group = [p for p in known if wave[p] == w]
+            for start in range(0, len(group), self.batch):
+                chunk = group[start:start + self.batch]
+                ids = torch.from_numpy(np.stack([self._patch(tokens, p) for p in chunk]).astype(np.int64))
+                k, v = self.sampler.prefill(ids, self._layout(chunk))
+                self.pool.add(chunk, k, v)
+            self.pool.evict([q for q in known if last[q] == w and self.schedule.last_use[q] < 0])
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _save_state(self, wave: int, tokens: np.ndarray, decoded: np.ndarray) -> None:
+        with atomic_path(self.run_dir / f"tokens_{wave}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, tokens)
+        pool_tensors, positions = self.pool.state()
+        save_tensors(self.run_dir / f"pool_{wave}.safetensors", pool_tensors)
+        self.canvas.flush()
+        state = {"wave": wave, "decoded": decoded.astype(int).tolist(), "pool_positions": positions,
+                 "files": {"tokens": f"tokens_{wave}.npy", "pool": f"pool_{wave}.safetensors"}}
+        write_json(self.run_dir / "state.json", state)
+        for old in list(self.run_dir.glob("tokens_*.npy")) + list(self.run_dir.glob("pool_*.safetensors")):
+            if old.name not in state["files"].values():
+                old.unlink(missing_ok=True)
+
+    def _load_state(self):
+        state = json.loads((self.run_dir / "state.json").read_text())
+        tokens = np.load(self.run_dir / state["files"]["tokens"])
+        self.pool.restore(load_tensors(self.run_dir / state["files"]["pool"]), state["pool_positions"])
+        return state["wave"], tokens, np.array(state["decoded"], dtype=bool)
+
+    # -- decoding -----------------------------------------------------------------------
+    def _sink(self, y: int, x: int, pixels: np.ndarray) -> None:
+        """Write a decoded tile (cropped to the canvas), blending the input over its region."""
+        spec = self.spec
+        h = min(pixels.shape[0], spec.height - y)
+        w = min(pixels.shape[1], spec.width - x)
+        if h <= 0 or w <= 0:
+            return
+        pixels = pixels[:h, :w]
+        if self.image is not None:
+            iy0, ix0 = max(y, spec.y0), max(x, spec.x0)
+            iy1, ix1 = min(y + h, spec.y0 + spec.in_h), min(x + w, spec.x0 + spec.in_w)
+            if iy1 > iy0 and ix1 > ix0:
+                pixels = pixels.copy()
+                alpha = self.alpha[iy0 - spec.y0: iy1 - spec.y0, ix0 - spec.x0: ix1 - spec.x0, None]
+                own = self.image[iy0 - spec.y0: iy1 - spec.y0, ix0 - spec.x0: ix1 - spec.x0].astype(np.float32)
+                region = pixels[iy0 - y: iy1 - y, ix0 - x: ix1 - x].astype(np.float32)
+                pixels[iy0 - y: iy1 - y, ix0 - x: ix1 - x] = np.round(alpha * own + (1 - alpha) * region).astype(np.uint8)
+        self.canvas.write_region(y, x, pixels)
+
+    def _decode_ready(self, tokens: np.ndarray, decoded: np.ndarray, final: bool, min_cols: int = 64) -> None:
+        """Decode token columns whose pixels can no longer change (all tokens within the margin known)."""
+        margin = self.bundle.tokenizer.decoder_margin
+        complete = (tokens >= 0).all(axis=0)
+        padded = np.concatenate([np.ones(margin, bool), complete, np.ones(margin, bool)])
+        window = np.lib.stride_tricks.sliding_window_view(padded, 2 * margin + 1).all(axis=1)
+        ready = window & ~decoded
+        x = 0
+        width = len(ready)
+        while x < width:
+            if not ready[x]:
+                x += 1
+                continue
+            end = x
+            while end < width and ready[end]:
+                end += 1
+            if final or end - x >= min_cols or end == width or x == 0:
+                decode_tiled(self.bundle.tokenizer, tokens, tile=64, sink=self._sink, cols=(x, end))
+                decoded[x:end] = True
+            x = end
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self, resume: bool) -> PixelCanvas:
+        spec, pl, cfg = self.spec, self.placement, self.cfg
+        self.pool = ContextPool(cfg.layers, cfg.heads, cfg.patch_tokens, cfg.head_dim, capacity=32)
+        self.sampler = WaveSampler(self.bundle.transformer, self.pool, self.backend)
+        if self.image is not None:
+            open_sides = (spec.y0 > 0, spec.x0 > 0, spec.y0 + spec.in_h < spec.height, spec.x0 + spec.in_w < spec.width)
+            self.alpha = feather_alpha(spec.in_h, spec.in_w, spec.feather, open_sides)
+        resuming = resume and (self.run_dir / "state.json").is_file()
+        self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
+        if resuming:
+            start_wave, tokens, decoded = self._load_state()
+        else:
+            tokens = self._initial_tokens()
+            decoded = np.zeros(pl.tok_w, dtype=bool)
+            self._prefill(tokens)
+            start_wave = 0
+            self._save_state(0, tokens, decoded)
+        total = len(self.schedule.order)
+        done = sum(len(w) for w in self.waves[:start_wave])
+        bar = tqdm(total=total, initial=done, unit="patch", desc="generating", dynamic_ncols=True,
+                   disable=not self.progress, mininterval=1.0)
+        started, made, last_save = time.monotonic(), 0, time.monotonic()
+        forced_all = None
+        for w in range(start_wave, len(self.waves)):
+            for start in range(0, len(self.waves[w]), self.batch):
+                chunk = self.waves[w][start:start + self.batch]
+                given = np.stack([self._patch(tokens, p) for p in chunk])
+                forced_all = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
+                uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
+                new, k, v = self.sampler.sample(self._layout(chunk), uniforms, spec.temperature, spec.top_k,
+                                                spec.top_p, forced=forced_all)
+                self.pool.add(chunk, k, v)
+                for i, p in enumerate(chunk):
+                    self._set_patch(tokens, p, new[i].numpy())
+                made += len(chunk)
+                bar.update(len(chunk))
+                rate = made * cfg.patch_tokens / max(1e-6, time.monotonic() - started)
+                bar.set_postfix_str(f"{rate:.0f} tok/s, wave {w + 1}/{len(self.waves)}")
+                if self.on_progress:
+                    self.on_progress(done + made, total)
+            self.pool.evict([q for q, last in self.schedule.last_use.items() if last == w])
+            self._decode_ready(tokens, decoded, final=False)
+            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+                self._save_state(w + 1, tokens, decoded)
+                last_save = time.monotonic()
+        bar.close()
+        self._decode_ready(tokens, decoded, final=True)
+        self._save_state(len(self.waves), tokens, decoded)
+        self.tokens = tokens
+        return self.canvas
+
+
+def write_job(run_dir: Path, spec: JobSpec) -> None:
+    write_json(run_dir / "job.json", asdict(spec))
+
+
+def read_job(run_dir: Path) -> JobSpec:
+    path = run_dir / "job.json"
+    if not path.is_file():
+        raise UserError(f"--resume {run_dir}: no job.json there (not a nuwa-inf run directory)")
+    try:
+        return JobSpec(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise UserError(f"{path} is corrupt ({err})") from None
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)
