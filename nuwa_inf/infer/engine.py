@@ -12,6 +12,7 @@ a consistent checkpoint; work after it is redone identically (per-patch RNG).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -33,7 +34,7 @@ from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .pixel_canvas import PixelCanvas
 from .placement import Placement, feather_alpha
 
-CHECKPOINT_SECONDS = 20.0
+CHECKPOINT_SECONDS = float(os.environ.get("NUWA_CHECKPOINT_SECONDS", "20"))
 
 
 @dataclass

@@ -1,0 +1,24 @@
+"""Tiny untrained model directories for engine tests (random weights, deterministic)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nuwa_inf.config import from_preset
+from nuwa_inf.model.config import MODEL_PRESETS, ModelConfig
+from nuwa_inf.model.transformer import LocalTransformer
+from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+from nuwa_inf.tokenizer.vqgan import VQGAN
+
+
+def make_model_dir(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    tokenizer = VQGAN(from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny"))
+    transformer = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny",
+                                               {"vocab_size": tokenizer.codebook_size}))
+    with torch.no_grad():  # make the untrained model's logits peaked enough to give varied images
+        transformer.head.weight.mul_(50)
+    tokenizer.save(path / "tokenizer")
+    transformer.save(path / "transformer")
+    return path
