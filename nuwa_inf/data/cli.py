@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from ..atomic import atomic_path, write_bytes
+from ..atomic import write_bytes
 from ..errors import UserError
+from ..infer.writers import export_png
 from .procedural import MAX_SIZE, caption, render_scroll, sample_attributes
 
 MAX_COUNT = 10_000_000
@@ -67,8 +67,8 @@ def _check_args(args: argparse.Namespace) -> Path:
 
 
 def _save_png(path: Path, pixels: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels).save(tmp, compress_level=1)
+    """Atomic PNG write straight from the uint8 array, a band of rows at a time (no PIL copy)."""
+    export_png(pixels, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
                 if done and not args.overwrite:
                     bar.update(args.width)
                     continue
-                # rendered block by block into one uint8 array: no float copy of the whole image
+                # rendered block by block into one uint8 array: no float copy of the whole image,
+                # and the PNG is encoded from that array in bands (peak ~ 3 bytes per pixel)
                 pixels = render_scroll(args.width, args.height, seed, progress=bar.update)
                 _save_png(out / f"{name}.png", pixels)
                 del pixels

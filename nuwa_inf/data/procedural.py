@@ -8,12 +8,18 @@ bounded (work is done in fixed 256-column blocks aligned to absolute x).
 Scene, back to front: sky gradient with drifting clouds and a sun or moon; 4-6 layers of
 mountain ridges (far ones paler and hazier: atmospheric perspective; near ones darker,
 with brush-like texture strokes and a dark ink edge, fading into mist at their feet);
-mist bands between layers; a river or lake with rippled reflections; a foreground bank;
-small pine and leafy trees on the near ridges; paper grain and stains over everything.
+mist bands between layers; a river or lake with rippled reflections and a path of glints
+under the sun; a foreground bank; pines, leafy trees and moss dots on the near ridges;
+shaded faces away from the light; snow on the lit faces; paper grain and stains.
 
     >>> img = render_scroll(2048, 2048, seed=3)          # (2048, 2048, 3) uint8
     >>> caption(sample_attributes(3))
-    'blue-green shan-shui scroll landscape at sunset, a river, drifting mist, pine trees'
+    'ink-wash scroll landscape by day, snowy peaks, a lake, drifting mist, pine trees'
+    >>> night = render_scroll(1024, 256, seed=3, x0=-512, attrs={"time": "night"})
+
+`attrs` overrides some or all of `sample_attributes(seed)`; the geometry (layers, peaks,
+sun position) comes from the seed alone, so the same seed by day and by night is the same
+place. A render costs about 0.9 s of one core per 2048x2048 (numpy, float32).
 """
 from __future__ import annotations
 
@@ -212,7 +218,8 @@ def build_scene(seed: int, height: int, attrs: dict | None = None) -> Scene:
 
     # --- water
     water = attrs["water"]
-    water_v = None if water is None else (rng.uniform(0.64, 0.72) if water == "lake" else rng.uniform(0.76, 0.84))
+    level = rng.random()                                  # drawn whatever the attributes: same geometry
+    water_v = None if water is None else (0.64 + 0.08 * level if water == "lake" else 0.76 + 0.08 * level)
     water_rgb = _lerp(haze, sky_top, 0.4) * (0.85 if ink else _rgb(0.78, 0.9, 0.95))
 
     # --- mountain layers, back to front
