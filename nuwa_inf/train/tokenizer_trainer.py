@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from ..tokenizer.discriminator import PatchDiscriminator, hinge_d_loss
 from ..tokenizer.losses import psnr, reconstruction_loss
-from ..tokenizer.quantizer import code_usage
+from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
 from .schedule import warmup_cosine
@@ -84,6 +84,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
                        "rng.sampler": sampler.generator.get_state()},
                       {"kind": "tokenizer", "config": to_dict(cfg)})
 
+    usage_meter = UsageMeter(model.codebook_size)
     warmup = min(500, max(1, run.steps // 20))
     started = time.monotonic()
     log = open(out / "log.jsonl", "a")
@@ -116,7 +117,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
             d.backward()
             opt_d.step()
             d_loss = d.item()
-        usage, perplexity = code_usage(indices, model.codebook_size)
+        usage, perplexity = usage_meter.update(indices)
         record = {"step": step + 1, "loss": loss.item(), "psnr": psnr(recon.detach(), batch),
                   "usage": usage, "perplexity": perplexity, "d_loss": d_loss, "lr": lr}
         bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{record['psnr']:.2f}",
