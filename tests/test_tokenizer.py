@@ -53,10 +53,10 @@ def test_fsq_quantise_then_lookup_matches_forward():
 def test_fsq_at_init_spreads_latents_over_most_codes():
     """Regression: a narrow initial projection rounded everything to a few codes (collapse)."""
     torch.manual_seed(0)
-    fsq = FSQ((4, 4, 4), in_channels=32)
+    fsq = FSQ((8, 8, 8, 8), in_channels=32)
     _, indices = fsq(torch.randn(1, 32, 64, 64) * 0.1)  # the scale of an untrained encoder's output
-    usage, perplexity = code_usage(indices, fsq.codebook_size)
-    assert usage > 0.9 and perplexity > 30
+    _, perplexity = code_usage(indices, fsq.codebook_size)
+    assert perplexity > 500  # 4096 samples over 4096 codes; collapse gave < 10
 
 
 def test_code_usage_counts_collapse():

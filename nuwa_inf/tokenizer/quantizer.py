@@ -20,12 +20,13 @@ class FSQ(nn.Module):
         self.levels = tuple(int(level) for level in levels)
         self.codebook_size = math.prod(self.levels)
         dims = len(self.levels)
-        # Per-position RMS norm, then a projection initialised so the quantised dims start
-        # with std ≈ 2 levels: a small initial spread rounds everything to a handful of
-        # codes, and training never spreads them again (we saw perplexity ≈ 2 of 4096).
+        # Per-position RMS norm, then a projection initialised so the pre-tanh values start
+        # with std ≈ 0.6: spread over several levels yet inside tanh's linear range. Too
+        # small a spread rounds everything to a handful of codes (we saw perplexity ≈ 2 of
+        # 4096); too large saturates tanh and pins the dims at their extreme levels (≈ 7).
         self.norm_in = ChannelRMSNorm(in_channels)
         self.project_in = nn.Conv2d(in_channels, dims, 1)
-        nn.init.normal_(self.project_in.weight, std=2.0 / in_channels ** 0.5)
+        nn.init.normal_(self.project_in.weight, std=0.6 / in_channels ** 0.5)
         nn.init.zeros_(self.project_in.bias)
         self.project_out = nn.Conv2d(dims, in_channels, 1)
         levels_t = torch.tensor(self.levels, dtype=torch.float32)
