@@ -10,6 +10,7 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
     parser.add_argument("--tokenizer", default=None, help="tokenizer (or model) directory; default: bundled")
     parser.add_argument("--val-data", default=None, help="held-out images for validation bits/token")
     parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--no-flips", action="store_true", help="do not add mirrored images to the token cache")
     parser.add_argument("--attn-backend", default="auto", help="auto | sdpa | triton | xformers | reference")
 
     def run(args: argparse.Namespace) -> int:
@@ -20,7 +21,8 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
             data=args.data, out=args.out, tokenizer=args.tokenizer, val_data=args.val_data, config=args.config,
             overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
             val_every=args.val_every, seed=args.seed, resume=args.resume, init=args.init,
-            time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend))
+            time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend,
+            flips=not args.no_flips))
         print(f"model written to {out}")
         return 0
 

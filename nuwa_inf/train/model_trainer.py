@@ -50,6 +50,7 @@ class ModelRun:
     time_budget: float | None = None
     threads: int | None = None
     backend: str = "auto"
+    flips: bool = True                # also pre-tokenise mirrored images (2× data, 2× encode time)
 
 
 def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str) -> float:
@@ -94,7 +95,7 @@ def train_model(run: ModelRun) -> Path:
         tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
 
     crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
-    grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens)
+    grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips)
     val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
         if run.val_data else grids[-max(1, len(grids) // 10):]
     del tokenizer
