@@ -13,7 +13,13 @@ slot's bias column) and causally to its own keys (j <= i + Ls - Lq). See `refere
 Backends: "triton" (GPU kernels; on CPU only under TRITON_INTERPRET=1, for tests),
 "xformers" (GPU), "sdpa" (PyTorch SDPA on gathered blocks: the CPU path), "reference".
 "auto" picks triton on CUDA, else xformers on CUDA, else sdpa; the environment variable
-NUWA_ATTN_BACKEND, when set, replaces what "auto" picks.
+NUWA_ATTN_BACKEND, when set, replaces what "auto" picks (an explicit backend= wins).
+
+Build one `PatchLayout` per training step or sampling wave and pass it to every layer and
+every decode step: derived index structures are cached on it, and in decode (no grad,
+Lq <= 16) the sdpa backend also keeps each layer's gathered context blocks there, valid as
+long as k_ctx/v_ctx are the same unmodified tensors (checked through their version
+counters; inference-mode tensors have none and are gathered afresh every call).
 """
 from __future__ import annotations
 

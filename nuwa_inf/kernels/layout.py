@@ -160,22 +160,6 @@ class PatchLayout:
             self._cache[key] = buckets
         return self._cache[key]
 
-    def slot_of_block(self, n_ctx: int, device: torch.device) -> Tensor:
-        """(Nq, n_ctx) int64: the slot through which query patch n reads block c, or -1.
-
-        Only meaningful without row duplicates (then each (n, c) has at most one slot).
-        """
-        key = ("slot_of_block", n_ctx, str(device))
-        if key not in self._cache:
-            host = self._host()
-            index, valid = host["index"], host["valid"]
-            table = torch.full((index.shape[0], n_ctx + 1), -1, dtype=torch.int64)
-            slots = torch.arange(index.shape[1]).expand_as(index)
-            # empty slots write into the spare last column, which is dropped
-            table.scatter_(1, torch.where(valid, index, n_ctx), torch.where(valid, slots, -1))
-            self._cache[key] = table[:, :n_ctx].contiguous().to(device)
-        return self._cache[key]
-
     def csr(self, n_ctx: int, device: torch.device) -> ContextCSR:
         """The inverse map block -> slots reading it (see `ContextCSR`)."""
         key = ("csr", n_ctx, str(device))
