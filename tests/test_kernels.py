@@ -92,7 +92,7 @@ def _forward_and_grads(fn, layout, inputs):
     if bias_leaf is not None:
         leaves.append(bias_leaf)
     out = fn(leaves[0], leaves[1], leaves[2], k_ctx_leaf, v_ctx_leaf, layout, bias_leaf)
-    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(7), dtype=out.dtype)
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(out.dtype)
     (out * upstream).sum().backward()
     return [out.detach()] + [t.grad for t in leaves]
 
@@ -125,6 +125,19 @@ def test_sdpa_float32_close_to_reference(variant):
     got = _forward_and_grads(SDPA_VARIANTS[variant], layout, inputs)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_sdpa_bfloat16_runs_forward_and_backward():
+    layout, inputs = _case_inputs("train_crop_2x3", dtype=torch.float32)
+    q, k, v, bias = (t.bfloat16() for t in (inputs[0], inputs[1], inputs[2], inputs[5]))
+    low = (q, k, v, k[:, :, 1:], v[:, :, 1:], bias)
+    q, k, v, bias = (t.float() for t in (q, k, v, bias))  # the same values, for the reference
+    expected = _forward_and_grads(reference_attention, layout, (q, k, v, k[:, :, 1:], v[:, :, 1:], bias))
+    got = _forward_and_grads(SDPA_VARIANTS["sdpa"], layout, low)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.dtype == torch.bfloat16
+        torch.testing.assert_close(g.float(), e, rtol=0.05, atol=0.05)
 
 
 def test_patch_without_context_is_plain_causal_attention():

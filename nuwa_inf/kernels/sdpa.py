@@ -197,7 +197,7 @@ class _SplitAttention(torch.autograd.Function):
             o_self, l_self = _rows(out_self, bucket, whole), _rows(lse_self, bucket, whole)
             l_all = torch.logaddexp(lse_ctx, l_self)  # (Nb, H, Lq)
             merged = (torch.exp(lse_ctx - l_all).unsqueeze(-1) * out_ctx[..., :d]
-                      + torch.exp(l_self - l_all).unsqueeze(-1) * o_self)
+                      + torch.exp(l_self - l_all).unsqueeze(-1) * o_self).to(q.dtype)
             if whole:
                 out, lse = merged, l_all
             else:
