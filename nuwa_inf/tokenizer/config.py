@@ -24,6 +24,7 @@ class TokenizerConfig:
     l1_weight: float = 1.0
     l2_weight: float = 1.0
     grad_weight: float = 0.5         # L1 on image gradients (sharpness without a pretrained net)
+    entropy_weight: float = 0.1     # code-usage regulariser on the FSQ dims (keeps usage high)
     disc_weight: float = 0.1
     disc_start: int = 2000           # steps before the PatchGAN loss is switched on
     disc_ch: int = 32

@@ -44,11 +44,28 @@ class FSQ(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, h, w) → (quantised latents (B, C, h, w), code indices (B, h, w) int64)."""
         bounded = self._bound(self.project_in(self.norm_in(z.float())))
+        # training only: the usage regulariser, read by the trainer (inside DDP's forward)
+        self.aux_loss = self.entropy_loss(bounded) if self.training else None
         rounded = bounded + (torch.round(bounded) - bounded).detach()  # straight-through
         half_width = torch.div(self.levels_t, 2, rounding_mode="floor")
         digits = (torch.round(bounded) + half_width).long()
         indices = (digits * self.basis).sum(dim=1)
         return self.project_out(rounded / half_width), indices
+
+    def entropy_loss(self, bounded: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+        """Per-dimension code-usage regulariser (as in LFQ/MAGVIT-v2, factorised over FSQ dims):
+        mean per-position entropy (be confident) minus entropy of the batch-average level
+        distribution (use every level). Soft assignment: softmax of -(distance to level)² / T."""
+        loss = bounded.new_zeros(())
+        for dim, levels in enumerate(self.levels):
+            values = torch.arange(levels, device=bounded.device, dtype=bounded.dtype) - levels // 2
+            logits = -(bounded[:, dim].unsqueeze(-1) - values) ** 2 / temperature  # (B, h, w, L)
+            probs = logits.softmax(-1)
+            per_position = -(probs * probs.clamp_min(1e-8).log()).sum(-1).mean()
+            average = probs.reshape(-1, levels).mean(0)
+            batch = -(average * average.clamp_min(1e-8).log()).sum()
+            loss = loss + per_position - batch
+        return loss / len(self.levels)
 
     def indices_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
         """(B, h, w) int64 → (B, C, h, w) latents for the decoder."""
