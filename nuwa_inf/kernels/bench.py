@@ -252,6 +252,8 @@ def run_benchmark(device: torch.device, presets: list[str], quick: bool, backend
         log(f"{backend:<14} {case.op:<8} {case.name:<58} {ms:>10.2f} {tflops:>9.4f} "
             f"{100 * tflops / peak:>7.1f}% {err_text:>9}")
 
+    log("FLOPs = 4*D per attended (query, key) pair (context keys + causal own keys), x3.5 for "
+        "fwd+bwd; ms = best of %d; max_err vs the reference backend" % repeats)
     log(f"{'backend':<14} {'op':<8} {'shape':<58} {'ms':>10} {'TFLOP/s':>9} {'%peak':>8} {'max_err':>9}")
     for preset in presets:
         for case in make_cases(preset, device, dtype, quick):
