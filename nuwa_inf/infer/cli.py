@@ -1,13 +1,123 @@
-"""`nuwa-inf extend` and `nuwa-inf generate`: the canvas jobs from the command line."""
+"""`nuwa-inf extend` and `nuwa-inf generate`: the canvas jobs from the command line.
+
+`CanvasSettings` + `run_canvas` are the shared core: the Python API (`nuwa_inf.api`)
+calls them too, so both validate, place, set up run directories and resume alike.
+"""
 from __future__ import annotations
 
 import argparse
 import hashlib
 import os
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
+    import numpy as np
+
+    from .bundle import ModelBundle
+    from .engine import CanvasRun, JobSpec
+    from .pixel_canvas import PixelCanvas
 
 ORDERS = "auto | strips | outward | raster | column | row-right-down | ... (8 sweep directions)"
+
+
+@dataclass
+class CanvasSettings:
+    """What to make: canvas size, where the input goes, the order and the sampling knobs."""
+
+    width: int
+    height: int
+    anchor: str = "center"
+    order: str = "auto"
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    batch: int = 16
+
+    def check(self) -> None:
+        """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
+        from ..errors import UserError
+        from ..model.orders import ALIASES, DIRECTIONS
+
+        if self.batch <= 0:
+            raise UserError(f"--batch must be positive, got {self.batch}")
+        if self.temperature < 0:
+            raise UserError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise UserError(f"--top-k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
+        valid = {"auto", "strips", "outward"} | set(DIRECTIONS) | set(ALIASES)
+        if self.order not in valid:
+            raise UserError(f"--order {self.order!r} is not one of {', '.join(sorted(valid))}")
+
+
+@dataclass
+class CanvasResult:
+    """A finished job: its pixels (disk-backed; the caller exports and closes them) and run directory."""
+
+    canvas: "PixelCanvas"
+    spec: "JobSpec"
+    run_dir: Path
+    temporary: bool  # the run directory was made for this job and may be removed
+
+
+def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: CanvasSettings, *,
+               run_dir: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+               temp_parent: str | os.PathLike | None = None, temp_prefix: str = ".nuwa.run.",
+               backend: str = "auto", progress: bool = True, announce: bool = False,
+               on_progress: Callable[[int, int], None] | None = None,
+               same_settings: bool = False) -> CanvasResult:
+    """Place `image` (H, W, 3 uint8, or None for unconditional) on the canvas and run the job.
+
+    The run directory is `resume` (continue that run), else `run_dir` (must be empty), else
+    a new temporary directory under `temp_parent`. With `same_settings`, resuming a run
+    whose saved job differs from `settings` in anything is refused (the CLI only checks
+    that the input and the model are the same, and takes the rest from the saved job).
+    """
+    from ..errors import UserError
+    from .engine import CanvasRun, JobSpec, read_job, write_job
+    from .placement import place
+
+    settings.check()
+    in_h, in_w = image.shape[:2] if image is not None else (0, 0)
+    cfg = bundle.transformer.cfg
+    placement = place(settings.width, settings.height, in_w, in_h, settings.anchor,
+                      bundle.tokenizer.downsample, cfg.patch_h, cfg.patch_w)
+    spec = JobSpec(width=settings.width, height=settings.height, x0=placement.x0, y0=placement.y0,
+                   in_w=in_w, in_h=in_h,
+                   input_sha=hashlib.sha1(image.tobytes()).hexdigest()[:16] if image is not None else "",
+                   seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
+                   top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash)
+    temporary = False
+    if resume:
+        directory = Path(resume)
+        saved = read_job(directory)
+        if saved.input_sha != spec.input_sha or saved.model_hash != spec.model_hash:
+            raise UserError(f"--resume {directory}: that run used a different input or model")
+        if same_settings and saved != spec:
+            changed = [k for k, v in asdict(saved).items() if getattr(spec, k) != v]
+            raise UserError(f"run directory {directory} holds a job with different {', '.join(changed)}")
+        spec = saved
+    else:
+        if run_dir:
+            directory = Path(run_dir)
+            if directory.exists() and any(directory.iterdir()):
+                raise UserError(f"--run-dir {directory} is not empty (use --resume {directory} to continue it)")
+            directory.mkdir(parents=True, exist_ok=True)
+        else:
+            directory = Path(tempfile.mkdtemp(prefix=temp_prefix, dir=temp_parent))
+            temporary = True
+        write_job(directory, spec)
+        if announce:
+            print(f"run directory: {directory} (resume with --resume {directory})")
+    job = CanvasRun(bundle, spec, directory, image, batch=settings.batch, backend=backend,
+                    progress=progress, on_progress=on_progress)
+    canvas = job.run(resume=bool(resume))
+    return CanvasResult(canvas, spec, directory, temporary)
 
 
 def _sampling_flags(parser: argparse.ArgumentParser) -> None:
@@ -31,35 +141,22 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
-def _check_flags(args: argparse.Namespace) -> None:
-    from ..errors import UserError
-    from ..model.orders import ALIASES, DIRECTIONS
-
-    if args.batch <= 0:
-        raise UserError(f"--batch must be positive, got {args.batch}")
-    if args.temperature < 0:
-        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
-    if args.top_k < 0:
-        raise UserError(f"--top-k must be >= 0, got {args.top_k}")
-    if not 0 < args.top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
-    valid = {"auto", "strips", "outward"} | set(DIRECTIONS) | set(ALIASES)
-    if args.order not in valid:
-        raise UserError(f"--order {args.order!r} is not one of {', '.join(sorted(valid))}")
+def _settings(args: argparse.Namespace) -> CanvasSettings:
+    return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
+                          order=args.order, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                          top_p=args.top_p, batch=args.batch)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
-    import numpy as np
     import torch
 
-    from ..errors import UserError
     from ..images import check_output_path, load_rgb, refuse_overwrite
     from .bundle import load_bundle
-    from .engine import CanvasRun, JobSpec, read_job, remove_run_dir, write_job
-    from .placement import place
+    from .engine import remove_run_dir
     from .writers import export, export_preview
 
-    _check_flags(args)
+    settings = _settings(args)
+    settings.check()
     out = check_output_path(args.output)
     refuse_overwrite(out, args.overwrite)
     if args.preview:
@@ -67,43 +164,17 @@ def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     bundle = load_bundle(args.model, args.device)
     image = load_rgb(image_path) if image_path else None
-    in_h, in_w = image.shape[:2] if image is not None else (0, 0)
-    cfg = bundle.transformer.cfg
-    placement = place(args.width, args.height, in_w, in_h, getattr(args, "anchor", "center"),
-                      bundle.tokenizer.downsample, cfg.patch_h, cfg.patch_w)
-    spec = JobSpec(width=args.width, height=args.height, x0=placement.x0, y0=placement.y0, in_w=in_w, in_h=in_h,
-                   input_sha=hashlib.sha1(image.tobytes()).hexdigest()[:16] if image is not None else "",
-                   seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                   order=args.order, model_hash=bundle.weights_hash)
-    temporary = False
-    if args.resume:
-        run_dir = Path(args.resume)
-        saved = read_job(run_dir)
-        if saved.input_sha != spec.input_sha or saved.model_hash != spec.model_hash:
-            raise UserError(f"--resume {run_dir}: that run used a different input or model")
-        spec = saved
-    else:
-        if args.run_dir:
-            run_dir = Path(args.run_dir)
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise UserError(f"--run-dir {run_dir} is not empty (use --resume {run_dir} to continue it)")
-            run_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            run_dir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.run.", dir=out.parent))
-            temporary = True
-        write_job(run_dir, spec)
-        if not args.quiet:
-            print(f"run directory: {run_dir} (resume with --resume {run_dir})")
-    job = CanvasRun(bundle, spec, run_dir, image, batch=args.batch, backend=args.attn_backend,
-                    progress=not args.quiet)
-    canvas = job.run(resume=bool(args.resume))
-    export(canvas, out)
+    result = run_canvas(bundle, image, settings, run_dir=args.run_dir, resume=args.resume,
+                        temp_parent=out.parent, temp_prefix=f".{out.stem}.run.", backend=args.attn_backend,
+                        progress=not args.quiet, announce=not args.quiet)
+    export(result.canvas, out)
     if args.preview:
-        export_preview(canvas, args.preview)
-    canvas.close()
-    if temporary:
-        remove_run_dir(run_dir)
+        export_preview(result.canvas, args.preview)
+    result.canvas.close()
+    if result.temporary:
+        remove_run_dir(result.run_dir)
     if not args.quiet:
+        spec = result.spec
         print(f"wrote {out} ({spec.width}x{spec.height})" + (f", preview {args.preview}" if args.preview else ""))
     return 0
 

@@ -1,0 +1,186 @@
+"""The Python API: load a model, then extend, generate or reconstruct images.
+
+    import nuwa_inf
+    model = nuwa_inf.load()                          # the bundled model (or a directory)
+    wide = model.extend(Image.open("piece.png"), width=4096, height=1024)
+
+Images go in as PIL images, (H, W, 3) uint8 arrays or file paths, and come back as PIL
+images while the canvas fits in memory (`MAX_IN_MEMORY_PIXELS`); bigger canvases are
+streamed to `output=` (PNG or tiled BigTIFF) and the path is returned. The work is done
+by the same code as `nuwa-inf extend` (`nuwa_inf.infer.cli.run_canvas`), with the same
+checks: bad input raises `nuwa_inf.UserError` with the CLI's one-line message.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+from PIL import Image
+
+from .errors import UserError
+from .infer.bundle import ModelBundle, load_bundle
+from .infer.cli import CanvasSettings, run_canvas
+
+# 64 Mpx = 192 MB as RGB: returned as a PIL image; anything larger must go to `output=`.
+MAX_IN_MEMORY_PIXELS = 64_000_000
+
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike]
+Progress = Callable[[int, int], None]
+
+
+def load(model: str | os.PathLike | None = None, device: str = "auto", attn_backend: str = "auto") -> "Model":
+    """Load a model directory (`tokenizer/` + transformer), or the bundled one for None / "default".
+
+    `device` is "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"; `attn_backend`
+    picks the attention kernel ("auto", "sdpa", "triton", "xformers", "reference").
+    """
+    return Model(load_bundle(None if model is None else str(model), device), attn_backend)
+
+
+def to_rgb(image: ImageInput) -> np.ndarray:
+    """Any supported image input → (H, W, 3) uint8, with the CLI's mode handling (alpha on white, 16-bit scaled)."""
+    from .images import _to_rgb_array, load_rgb
+
+    if isinstance(image, (str, os.PathLike)):
+        return load_rgb(image)
+    if isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise UserError(f"the input image has zero size ({image.width}x{image.height})")
+        return _to_rgb_array(image, Path("<PIL image>"))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+            raise UserError(f"an array image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        if image.shape[2] == 4:
+            return _to_rgb_array(Image.fromarray(image, "RGBA"), Path("<array>"))
+        if 0 in image.shape:
+            raise UserError(f"the input image has zero size ({image.shape[1]}x{image.shape[0]})")
+        return np.array(image, order="C")  # a writable copy: the caller keeps its array
+    raise UserError(f"expected a PIL image, a uint8 array or a file path, got {type(image).__name__}")
+
+
+def psnr(a: ImageInput, b: ImageInput) -> float:
+    """PSNR in dB between two images of the same size (peak 255)."""
+    x, y = to_rgb(a).astype(np.float32), to_rgb(b).astype(np.float32)
+    if x.shape != y.shape:
+        raise UserError(f"images differ in size: {x.shape[1]}x{x.shape[0]} vs {y.shape[1]}x{y.shape[0]}")
+    mse = float(np.mean((x - y) ** 2))
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+
+
+class Model:
+    """A loaded tokenizer + transformer. Methods are safe to call repeatedly; each call is one job."""
+
+    def __init__(self, bundle: ModelBundle, attn_backend: str = "auto"):
+        self.bundle = bundle
+        self.attn_backend = attn_backend
+
+    @property
+    def directory(self) -> Path:
+        """The model directory the weights came from."""
+        return self.bundle.directory
+
+    @property
+    def patch_pixels(self) -> tuple[int, int]:
+        """(height, width) of one generated patch in pixels."""
+        cfg, f = self.bundle.transformer.cfg, self.bundle.tokenizer.downsample
+        return cfg.patch_h * f, cfg.patch_w * f
+
+    def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
+               order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, batch: int = 16, output: str | os.PathLike | None = None,
+               overwrite: bool = False, run_dir: str | os.PathLike | None = None,
+               progress: Progress | None = None) -> Image.Image | Path:
+        """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
+
+        anchor: "left" | "center" | "right" | "top" | "bottom" | "X,Y" (pixels).
+        order: "auto" (strips for an input spanning the height, else outward), "strips",
+        "outward", "raster" or a sweep direction. seed/temperature/top_k/top_p: sampling
+        (per-patch random streams: the image does not depend on `batch`).
+        output: write a .png/.tif/.tiff there and return its Path (needed above
+        `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
+        run_dir: keep the run state there; calling again with the same arguments and
+        run_dir continues an interrupted run (same image, byte for byte).
+        progress: called as progress(patches_done, patches_total) after each batch.
+        """
+        settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
+                                  temperature=temperature, top_k=top_k, top_p=top_p, batch=batch)
+        return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
+
+    def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch: int = 16,
+                 output: str | os.PathLike | None = None, overwrite: bool = False,
+                 run_dir: str | os.PathLike | None = None,
+                 progress: Progress | None = None) -> Image.Image | Path:
+        """Unconditional generation of a `width`×`height` canvas (raster order by default);
+        the arguments mean what they mean for `extend`."""
+        settings = CanvasSettings(width=width, height=height, order=order, seed=seed, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, batch=batch)
+        return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
+
+    def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
+                    overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
+        """Encode `image` to tokens and decode it back (tiled, exact), as `nuwa-inf reconstruct`.
+
+        Returns a PIL image of the input's size, or writes `output` and returns its Path.
+        `nuwa_inf.psnr(image, result)` measures the round trip.
+        """
+        from .infer.writers import export
+        from .tokenizer.cli import pad_to_multiple
+        from .tokenizer.tiled import decode_tiled, encode_tiled
+
+        out = self._check_output(output, overwrite)
+        pixels = to_rgb(image)
+        tokenizer = self.bundle.tokenizer
+        height, width = pixels.shape[:2]
+        tokens = encode_tiled(tokenizer, pad_to_multiple(pixels, tokenizer.downsample), tile=tile)
+        recon = decode_tiled(tokenizer, tokens, tile=tile)[:height, :width]
+        if out is not None:
+            return export(recon, out)
+        return Image.fromarray(np.ascontiguousarray(recon))
+
+    # -- shared by extend and generate ---------------------------------------------------
+    @staticmethod
+    def _check_output(output: str | os.PathLike | None, overwrite: bool) -> Path | None:
+        from .images import check_output_path, refuse_overwrite
+
+        if output is None:
+            return None
+        out = check_output_path(output)
+        refuse_overwrite(out, overwrite)
+        return out
+
+    def _canvas_job(self, image: np.ndarray | None, settings: CanvasSettings, output, overwrite: bool,
+                    run_dir, progress: Progress | None) -> Image.Image | Path:
+        from .infer.engine import remove_run_dir
+        from .infer.writers import export
+
+        settings.check()
+        out = self._check_output(output, overwrite)
+        if out is None and settings.width * settings.height > MAX_IN_MEMORY_PIXELS:
+            raise UserError(f"a {settings.width}x{settings.height} canvas is "
+                            f"{settings.width * settings.height / 1e6:.0f} Mpx, more than "
+                            f"{MAX_IN_MEMORY_PIXELS / 1e6:.0f} Mpx to return in memory; pass output='big.tif'")
+        resume = run_dir if run_dir is not None and (Path(run_dir) / "job.json").is_file() else None
+        result = run_canvas(self.bundle, image, settings, run_dir=run_dir, resume=resume,
+                            temp_parent=out.parent if out is not None else tempfile.gettempdir(),
+                            temp_prefix=f".{out.stem}.run." if out is not None else "nuwa-inf.run.",
+                            backend=self.attn_backend, progress=False, on_progress=progress,
+                            same_settings=True)
+        try:
+            if out is not None:
+                export(result.canvas, out)
+                return out
+            pixels = result.canvas.read_region(0, 0, settings.height, settings.width)
+            return Image.fromarray(pixels)
+        finally:
+            result.canvas.close()
+            if result.temporary:
+                remove_run_dir(result.run_dir)
+
+    def __repr__(self) -> str:
+        return f"nuwa_inf.Model({str(self.directory)!r})"
