@@ -1,4 +1,8 @@
-"""`nuwa-inf train tokenizer|model|...`: one command per training stage."""
+"""`nuwa-inf train tokenizer|model|...`: one command per training stage.
+
+Under `torchrun --nproc_per_node=N -m nuwa_inf train ...` the same commands train with
+DistributedDataParallel (see distributed.py); `--batch-size` is then per process.
+"""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +22,9 @@ def _common(parser: argparse.ArgumentParser, default_config: str) -> None:
     parser.add_argument("--init", default=None, help="start from weights: 'default' or a model directory")
     parser.add_argument("--time-budget", type=str, default=None, help="stop after this long, e.g. 20m, 1h, 90s")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--grad-accum", type=int, default=1, metavar="K",
+                        help="accumulate K micro-batches per optimizer step")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (torchrun: one GPU per process)")
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -44,17 +51,24 @@ def _check_positive(args: argparse.Namespace) -> None:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
     if args.save_every <= 0:
         raise UserError(f"--save-every must be positive, got {args.save_every}")
+    if args.grad_accum <= 0:
+        raise UserError(f"--grad-accum must be positive, got {args.grad_accum}")
+    if args.threads is not None and args.threads <= 0:
+        raise UserError(f"--threads must be positive, got {args.threads}")
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:
+    from .distributed import is_main
     from .tokenizer_trainer import TokenizerRun, train_tokenizer
 
     _check_positive(args)
     out = train_tokenizer(TokenizerRun(
         data=args.data, out=args.out, config=args.config, overrides=args.overrides, steps=args.steps,
         batch_size=args.batch_size, save_every=args.save_every, seed=args.seed, resume=args.resume,
-        init=args.init, time_budget=parse_duration(args.time_budget), threads=args.threads))
-    print(f"tokenizer written to {out}")
+        init=args.init, time_budget=parse_duration(args.time_budget), threads=args.threads,
+        grad_accum=args.grad_accum, device=args.device))
+    if is_main():
+        print(f"tokenizer written to {out}")
     return 0
 
 

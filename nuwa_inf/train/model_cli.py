@@ -14,6 +14,7 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
     parser.add_argument("--attn-backend", default="auto", help="auto | sdpa | triton | xformers | reference")
 
     def run(args: argparse.Namespace) -> int:
+        from .distributed import is_main
         from .model_trainer import ModelRun, train_model
 
         check_positive(args)
@@ -22,8 +23,9 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
             overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
             val_every=args.val_every, seed=args.seed, resume=args.resume, init=args.init,
             time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend,
-            flips=not args.no_flips))
-        print(f"model written to {out}")
+            flips=not args.no_flips, grad_accum=args.grad_accum, device=args.device))
+        if is_main():
+            print(f"model written to {out}")
         return 0
 
     parser.set_defaults(func=run)

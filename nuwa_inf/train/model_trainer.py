@@ -5,6 +5,8 @@ random generation order (see crop_layout.py), runs all patches in one forward pa
 through the patch-structured attention, and minimises token cross-entropy.
 AdamW, warm-up + cosine, gradient clipping, validation bits/token on held-out images,
 periodic safetensors checkpoints, exact resume (weights, optimizer, step, RNG, sampler).
+Under torchrun the transformer runs as DDP, each rank with its own crops and orders;
+`grad_accum` micro-batches make one step; on CUDA the forward runs in bf16 autocast.
 """
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ from ..errors import UserError
 from ..model.config import MODEL_PRESETS, ModelConfig
 from ..model.transformer import LocalTransformer
 from ..tokenizer.cli import find_tokenizer_dir
+from ..data.datasets import warn
 from ..tokenizer.vqgan import VQGAN
+from . import distributed as dist
 from .crop_layout import batch_layout, sample_crop_contexts
 from .schedule import warmup_cosine
-from .state import latest_checkpoint, load_training, save_training
+from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training
 from .token_cache import TokenCropSampler, pretokenize
 from .tokenizer_trainer import resolve_init
 
@@ -51,6 +55,12 @@ class ModelRun:
     threads: int | None = None
     backend: str = "auto"
     flips: bool = True                # also pre-tokenise mirrored images (2× data, 2× encode time)
+    grad_accum: int = 1               # micro-batches per optimizer step
+    device: str = "auto"              # auto | cpu | cuda (under torchrun: this rank's GPU)
+
+# A rank's order generator is seeded seed + 1 + ORDER_SEED_STRIDE·rank: apart from every
+# rank's crop generator (seed + rank), and seed + 1 for one process, as before.
+ORDER_SEED_STRIDE = 1_000_003
 
 
 def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str) -> float:
@@ -73,6 +83,8 @@ def train_model(run: ModelRun) -> Path:
     out = Path(run.out)
     if run.threads:
         torch.set_num_threads(run.threads)
+    dist.init()
+    device = dist.pick_device(run.device)
     checkpoint = latest_checkpoint(out) if run.resume else None
     if run.resume and checkpoint is None:
         raise UserError(f"--resume: no checkpoint under {out}/checkpoints")
@@ -90,14 +102,15 @@ def train_model(run: ModelRun) -> Path:
     if cfg.vocab_size != tokenizer.codebook_size:
         raise UserError(f"model vocab_size {cfg.vocab_size} != tokenizer codebook size {tokenizer.codebook_size}")
     batch_size = run.batch_size or cfg.batch_size
-    out.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None:
-        tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
+    with dist.main_first():  # rank 0 writes the tokenizer and fills the token caches, the others read them
+        out.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None and dist.is_main():
+            tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
 
-    crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
-    grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips)
-    val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
-        if run.val_data else grids[-max(1, len(grids) // 10):]
+        crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
+        grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips)
+        val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
+            if run.val_data else grids[-max(1, len(grids) // 10):]
     del tokenizer
 
     torch.manual_seed(run.seed)
@@ -105,60 +118,83 @@ def train_model(run: ModelRun) -> Path:
     if run.init and checkpoint is None:
         init_dir = resolve_init(run.init, "transformer")
         load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
+    model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     sampler = TokenCropSampler(grids, cfg.crop_rows * cfg.crop_frames, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
-                               seed=run.seed)
-    order_rng = torch.Generator().manual_seed(run.seed + 1)
+                               seed=run.seed + dist.rank())
+    order_rng = torch.Generator().manual_seed(run.seed + 1 + ORDER_SEED_STRIDE * dist.rank())
     val_tokens, val_layout = fixed_validation(
         TokenCropSampler(val_grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w), cfg)
+    val_tokens = val_tokens.to(device)
     start = 0
     if checkpoint is not None:
         load_state_into(model, load_tensors(checkpoint / "model.safetensors"), str(checkpoint))
         tensors, meta = load_training(checkpoint, {"opt": opt})
-        sampler.generator.set_state(tensors["rng.sampler"])
-        order_rng.set_state(tensors["rng.order"])
+        restored = [restore_rank_state(sampler.generator, tensors, "rng.sampler", dist.rank()),
+                    restore_rank_state(order_rng, tensors, "rng.order", dist.rank())]
+        if not all(restored):
+            warn(f"rank {dist.rank()}: the checkpoint has no data-sampler state for this rank "
+                 f"(it was written by fewer processes); its crops start afresh")
         start = meta["step"]
+    train_forward = dist.wrap(model, method="forward_train")  # DDP hooks forward; this calls forward_train
 
     def save(step: int) -> None:
-        save_training(out, step, lambda d: model.save(d), {"opt": opt},
-                      {"rng.sampler": sampler.generator.get_state(), "rng.order": order_rng.get_state()},
-                      {"kind": "transformer", "config": to_dict(cfg)})
+        sampler_states = dist.gather_states(sampler.generator.get_state(), device)  # every rank takes part
+        order_states = dist.gather_states(order_rng.get_state(), device)
+        if dist.is_main():
+            save_training(out, step, lambda d: model.save(d), {"opt": opt},
+                          {**rank_tensors("rng.sampler", sampler_states), **rank_tensors("rng.order", order_states)},
+                          {"kind": "transformer", "config": to_dict(cfg)})
+        dist.barrier()  # the other ranks wait until the checkpoint is complete
 
     warmup = min(300, max(1, run.steps // 20))
+    accum = run.grad_accum
     started = time.monotonic()
-    log = open(out / "log.jsonl", "a")
-    bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True)
+    log = open(out / "log.jsonl", "a") if dist.is_main() else None
+    bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
+               disable=not dist.is_main())
     for step in bar:
         lr = cfg.lr * warmup_cosine(step, run.steps, warmup)
         for group in opt.param_groups:
             group["lr"] = lr
-        tokens = sampler.sample(batch_size)                               # (B·N, P)
-        layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
         model.train()
-        logits = model.forward_train(tokens, layout, run.backend)         # (B·N, P, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        losses = []
+        for micro in range(accum):
+            tokens = sampler.sample(batch_size).to(device)                # (B·N, P)
+            layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
+            with dist.no_sync([train_forward], micro < accum - 1):
+                with dist.autocast(device):
+                    logits = train_forward(tokens, layout, run.backend)   # (B·N, P, V)
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+                (loss / accum if accum > 1 else loss).backward()
+            losses.append(loss.item())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         opt.step()
         done = step + 1
-        record = {"step": done, "loss": loss.item(), "bits": loss.item() / math.log(2), "lr": lr,
+        mean_loss = dist.mean_scalars({"loss": sum(losses) / accum}, device)["loss"]
+        record = {"step": done, "loss": mean_loss, "bits": mean_loss / math.log(2), "lr": lr,
                   "grad_norm": grad_norm}
-        if done % run.val_every == 0 or done == run.steps:
+        if dist.is_main() and (done % run.val_every == 0 or done == run.steps):
             model.eval()
-            record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend)
+            with dist.autocast(device):
+                record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-        out_of_time = run.time_budget is not None and time.monotonic() - started > run.time_budget
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        out_of_time = dist.any_rank(run.time_budget is not None and time.monotonic() - started > run.time_budget,
+                                    device)
         if done % run.save_every == 0 or done == run.steps or out_of_time:
             save(done)
         if out_of_time:
             bar.write(f"time budget reached at step {done}")
             break
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
+    dist.debug_dump("model", {"model": model}, sampler.generator)
     return out

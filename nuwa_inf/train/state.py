@@ -4,7 +4,8 @@
     OUT/checkpoints/step_N/   config.json, model.safetensors, train_state.safetensors, train_state.json
     OUT/checkpoints/latest.json   {"step": N, "dir": "step_N"}  -- renamed into place last
 
-A kill at any moment leaves `latest.json` pointing at a complete checkpoint.
+A kill at any moment leaves `latest.json` pointing at a complete checkpoint. Under torchrun
+rank 0 writes it, with every rank's data-sampler state (`rng.sampler.rank{r}`).
 """
 from __future__ import annotations
 
@@ -75,6 +76,27 @@ def save_training(out: Path, step: int, save_model, optimizers: dict[str, torch.
     for old in sorted(root.glob("step_*"))[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return directory
+
+
+def rank_tensors(name: str, states: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Generator states for a checkpoint: one process stores `name`; several ranks store
+    `name.rank{r}` each (a resume with fewer ranks reads the first ones)."""
+    if len(states) == 1:
+        return {name: states[0]}
+    return {f"{name}.rank{r}": state for r, state in enumerate(states)}
+
+
+def restore_rank_state(generator: torch.Generator, tensors: dict[str, torch.Tensor], name: str,
+                       rank: int) -> bool:
+    """Set `generator` to this rank's saved state; False when the checkpoint has none for
+    this rank (it was written by fewer processes)."""
+    state = tensors.get(f"{name}.rank{rank}")
+    if state is None and rank == 0:
+        state = tensors.get(name)
+    if state is None:
+        return False
+    generator.set_state(state)
+    return True
 
 
 def latest_checkpoint(out: Path) -> Path | None:

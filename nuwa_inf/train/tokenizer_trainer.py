@@ -2,7 +2,10 @@
 
 Logs loss, PSNR and codebook usage/perplexity on a progress bar and to OUT/log.jsonl;
 checkpoints every `save_every` steps; `--resume` restores weights, optimizers, step,
-RNG and the data sampler, so a resumed run continues exactly.
+RNG and the data sampler, so a resumed run continues exactly. Under torchrun both the
+VQGAN and the PatchGAN run as DDP (FSQ has no codebook state to sync); `grad_accum`
+micro-batches make one optimizer step; on CUDA the nets run in bf16 autocast, the
+quantiser in fp32.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import from_dict, from_preset, to_dict
-from ..data.datasets import CropSampler
+from ..data.datasets import CropSampler, warn
 from ..errors import UserError
 from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from ..tokenizer.discriminator import PatchDiscriminator, hinge_d_loss
@@ -23,8 +26,9 @@ from ..tokenizer.losses import psnr, reconstruction_loss
 from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
+from . import distributed as dist
 from .schedule import warmup_cosine
-from .state import latest_checkpoint, load_training, save_training
+from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training
 
 
 @dataclass
@@ -41,12 +45,16 @@ class TokenizerRun:
     init: str | None = None
     time_budget: float | None = None  # seconds
     threads: int | None = None
+    grad_accum: int = 1               # micro-batches per optimizer step
+    device: str = "auto"              # auto | cpu | cuda (under torchrun: this rank's GPU)
 
 
 def train_tokenizer(run: TokenizerRun) -> Path:
     out = Path(run.out)
     if run.threads:
         torch.set_num_threads(run.threads)
+    dist.init()
+    device = dist.pick_device(run.device)
     checkpoint = latest_checkpoint(out) if run.resume else None
     if run.resume and checkpoint is None:
         raise UserError(f"--resume: no checkpoint under {out}/checkpoints")
@@ -64,76 +72,108 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     if run.init and checkpoint is None:
         init_dir = resolve_init(run.init, "tokenizer")
         load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
+    model.to(device)
+    disc.to(device)
     trainable = [p for name, p in model.named_parameters()
                  if cfg.freeze == "none" or name.startswith("decoder.")]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
-    sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed)
+    sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed + dist.rank())
     start = 0
     if checkpoint is not None:
         load_state_into(model, load_tensors(checkpoint / "model.safetensors"), str(checkpoint))
         tensors, meta = load_training(checkpoint, {"opt": opt, "opt_d": opt_d})
         load_state_into(disc, {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}, "discriminator")
-        sampler.generator.set_state(tensors["rng.sampler"])
+        if not restore_rank_state(sampler.generator, tensors, "rng.sampler", dist.rank()):
+            warn(f"rank {dist.rank()}: the checkpoint has no data-sampler state for this rank "
+                 f"(it was written by fewer processes); its crops start afresh")
         start = meta["step"]
-    out.mkdir(parents=True, exist_ok=True)
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+    if device.type == "cuda":
+        dist.keep_fp32(model.quantizer)
+    # what DDP wraps: the whole VQGAN, or only the decoder when the encoder is frozen
+    net = dist.wrap(model.decoder if cfg.freeze == "encoder" else model)
+    disc_net = dist.wrap(disc)
 
     def save(step: int) -> None:
-        save_training(out, step, lambda d: model.save(d), {"opt": opt, "opt_d": opt_d},
-                      {**{f"disc.{k}": v for k, v in disc.state_dict().items()},
-                       "rng.sampler": sampler.generator.get_state()},
-                      {"kind": "tokenizer", "config": to_dict(cfg)})
+        sampler_states = dist.gather_states(sampler.generator.get_state(), device)  # every rank takes part
+        if dist.is_main():
+            save_training(out, step, lambda d: model.save(d), {"opt": opt, "opt_d": opt_d},
+                          {**{f"disc.{k}": v for k, v in disc.state_dict().items()},
+                           **rank_tensors("rng.sampler", sampler_states)},
+                          {"kind": "tokenizer", "config": to_dict(cfg)})
+        dist.barrier()  # the other ranks wait until the checkpoint is complete
 
     usage_meter = UsageMeter(model.codebook_size)
     warmup = min(500, max(1, run.steps // 20))
+    accum = run.grad_accum
     started = time.monotonic()
-    log = open(out / "log.jsonl", "a")
-    bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="tokenizer", dynamic_ncols=True)
+    log = open(out / "log.jsonl", "a") if dist.is_main() else None
+    bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="tokenizer", dynamic_ncols=True,
+               disable=not dist.is_main())
     step = start
     for step in bar:
         lr = cfg.lr * warmup_cosine(step, run.steps, warmup)
         for group in opt.param_groups + opt_d.param_groups:
             group["lr"] = lr
-        batch = sampler.sample(batch_size)
-        model.train()
-        if cfg.freeze == "encoder":
-            with torch.no_grad():
-                quantised, indices = model.quantizer(model.encoder(batch))
-            recon = model.decoder(quantised)
-        else:
-            recon, indices = model(batch)
-        loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight)
         gan_on = step >= cfg.disc_start and cfg.disc_weight > 0
-        if gan_on:
-            loss = loss - cfg.disc_weight * disc(recon).mean()
+        model.train()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        pairs, losses = [], []  # (real, reconstruction) per micro-batch, for the discriminator
+        for micro in range(accum):
+            batch = sampler.sample(batch_size).to(device)
+            with dist.no_sync([net, disc_net], micro < accum - 1):
+                with dist.autocast(device):
+                    if cfg.freeze == "encoder":
+                        with torch.no_grad():
+                            quantised, indices = model.quantizer(model.encoder(batch))
+                        recon = net(quantised)
+                    else:
+                        recon, indices = net(batch)
+                    recon = recon.float()
+                    loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight)
+                    if cfg.entropy_weight > 0 and model.quantizer.aux_loss is not None:
+                        loss = loss + cfg.entropy_weight * model.quantizer.aux_loss
+                    if gan_on:
+                        loss = loss - cfg.disc_weight * disc_net(recon).float().mean()
+                (loss / accum if accum > 1 else loss).backward()
+            pairs.append((batch, recon.detach()))
+            losses.append(loss.item())
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         d_loss = 0.0
         if gan_on:
-            d = hinge_d_loss(disc(batch), disc(recon.detach()))
             opt_d.zero_grad(set_to_none=True)
-            d.backward()
+            for micro, (real, fake) in enumerate(pairs):
+                with dist.no_sync([disc_net], micro < accum - 1):
+                    with dist.autocast(device):
+                        d = hinge_d_loss(disc_net(real).float(), disc_net(fake).float())
+                    (d / accum if accum > 1 else d).backward()
+                d_loss += d.item() / accum
             opt_d.step()
-            d_loss = d.item()
         usage, perplexity = usage_meter.update(indices)
-        record = {"step": step + 1, "loss": loss.item(), "psnr": psnr(recon.detach(), batch),
+        record = {"step": step + 1, "loss": sum(losses) / accum, "psnr": psnr(recon.detach(), batch),
                   "usage": usage, "perplexity": perplexity, "d_loss": d_loss, "lr": lr}
+        record.update(dist.mean_scalars({k: record[k] for k in ("loss", "psnr", "d_loss")}, device))
         bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{record['psnr']:.2f}",
                         usage=f"{usage:.2f}", ppl=f"{perplexity:.0f}")
-        log.write(json.dumps(record) + "\n")
-        log.flush()
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
         done = step + 1
-        out_of_time = run.time_budget is not None and time.monotonic() - started > run.time_budget
+        out_of_time = dist.any_rank(run.time_budget is not None and time.monotonic() - started > run.time_budget,
+                                    device)
         if done % run.save_every == 0 or done == run.steps or out_of_time:
             save(done)
         if out_of_time:
             bar.write(f"time budget reached at step {done}")
             break
     bar.close()
-    log.close()
-    if start >= run.steps:
+    if log is not None:
+        log.close()
+    dist.debug_dump("tokenizer", {"model": model, "disc": disc}, sampler.generator)
+    if start >= run.steps and dist.is_main():
         print(f"already trained to step {start}")
     return out
 
