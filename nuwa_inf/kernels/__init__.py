@@ -23,6 +23,7 @@ counters; inference-mode tensors have none and are gathered afresh every call).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -45,7 +46,8 @@ def _triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def _has_module(name: str) -> bool:
+@functools.lru_cache(maxsize=None)
+def _has_module(name: str) -> bool:  # cached: patch_attention runs per layer and decode step
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
