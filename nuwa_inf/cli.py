@@ -16,6 +16,7 @@ from .errors import UserError
 COMMAND_MODULES = [
     ("data", "nuwa_inf.data.cli"),
     ("train", "nuwa_inf.train.cli"),
+    ("train", "nuwa_inf.train.all_cli"),
     (None, "nuwa_inf.tokenizer.cli"),
     (None, "nuwa_inf.infer.cli"),
     (None, "nuwa_inf.eval.cli"),

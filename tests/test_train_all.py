@@ -1,0 +1,213 @@
+"""Fine-tuning with --init (weights really loaded, mismatches named, the encoder frozen) and
+`nuwa-inf train all` end to end on data as users have it: nested folders, mixed formats,
+an image smaller than a crop, an unreadable file, one long image; resuming a killed run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import nuwa_inf
+from nuwa_inf.checkpoint import load_tensors
+from nuwa_inf.cli import main
+from conftest import smooth_image
+from model_fixtures import make_model_dir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Images at least one tiny transformer crop (128x192 px) in size."""
+    folder = tmp_path_factory.mktemp("photos")
+    for i, (h, w) in enumerate([(192, 256), (256, 320), (200, 300)]):
+        Image.fromarray(smooth_image(h, w, seed=i)).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+    """A folder as users have it: nested, PNG + JPEG + grey, one too small, one unreadable."""
+    folder = tmp_path / "my photos"
+    (folder / "2023" / "summer").mkdir(parents=True)
+    for i, (h, w) in enumerate([(192, 256), (256, 320), (160, 224), (200, 300)]):
+        Image.fromarray(smooth_image(h, w, seed=i)).save(folder / f"img{i}.png")
+    Image.fromarray(smooth_image(240, 320, seed=7)).save(folder / "2023" / "beach.JPG", quality=90)
+    Image.fromarray(smooth_image(100, 90, seed=8)).convert("L").save(folder / "2023" / "summer" / "tiny.png")
+    (folder / "2023" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    return folder
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_model_init_loads_the_weights_then_improves(model_dir, photos, tmp_path):
+    from nuwa_inf.model.transformer import LocalTransformer
+    from nuwa_inf.tokenizer.vqgan import VQGAN
+    from nuwa_inf.train.crop_layout import batch_layout, sample_crop_contexts
+    from nuwa_inf.train.token_cache import TokenCropSampler, pretokenize
+
+    out = tmp_path / "ft"
+    assert main(["train", "model", "--data", str(photos), "--out", str(out), "--tokenizer", str(model_dir),
+                 "--init", str(model_dir), "--config", "tiny", "--steps", "12", "--threads", "1"]) == 0
+    log = read_log(out / "log.jsonl")
+    # the first step's batch, rebuilt as the trainer draws it (crops: seed, orders: seed + 1)
+    initial = LocalTransformer.load(model_dir / "transformer")
+    cfg = initial.cfg
+    grids = pretokenize(photos, VQGAN.load(model_dir / "tokenizer"), out / "token_cache",
+                        (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w))
+    tokens = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=0).sample(cfg.batch_size)
+    orders = torch.Generator().manual_seed(1)
+    layout = batch_layout([sample_crop_contexts(cfg, orders) for _ in range(cfg.batch_size)], cfg.n_offsets)
+    with torch.no_grad():
+        logits = initial.forward_train(tokens, layout)
+    expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1)).item()
+    assert log[0]["loss"] == pytest.approx(expected, rel=1e-4)
+    assert np.mean([r["loss"] for r in log[-3:]]) < 0.5 * log[0]["loss"]
+
+
+def test_tokenizer_init_loads_the_weights_then_improves(model_dir, photos, tmp_path):
+    from nuwa_inf.data.datasets import CropSampler
+    from nuwa_inf.tokenizer.losses import reconstruction_loss
+    from nuwa_inf.tokenizer.vqgan import VQGAN
+
+    out = tmp_path / "ft"
+    assert main(["train", "tokenizer", "--data", str(photos), "--out", str(out), "--init", str(model_dir),
+                 "--config", "tiny", "--steps", "15", "--set", "lr=2e-3", "--threads", "1"]) == 0
+    log = read_log(out / "log.jsonl")
+    initial = VQGAN.load(model_dir / "tokenizer")
+    cfg = initial.cfg
+    batch = CropSampler(photos, cfg.crop, flip=True, seed=0).sample(cfg.batch_size)
+    with torch.no_grad():
+        recon, _ = initial.train()(batch)  # train mode: the quantiser adds its code-usage term
+        expected = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight)
+        expected = (expected + cfg.entropy_weight * initial.quantizer.aux_loss).item()
+    assert log[0]["loss"] == pytest.approx(expected, rel=1e-4)
+    assert np.mean([r["loss"] for r in log[-5:]]) < np.mean([r["loss"] for r in log[:5]])
+
+
+def test_freeze_encoder_trains_only_the_decoder(model_dir, photos, tmp_path):
+    assert main(["train", "tokenizer", "--data", str(photos), "--out", str(tmp_path / "ft"), "--init", str(model_dir),
+                 "--config", "tiny", "--steps", "3", "--set", "freeze=encoder", "--threads", "1"]) == 0
+    before = load_tensors(model_dir / "tokenizer" / "model.safetensors")
+    after = load_tensors(tmp_path / "ft" / "model.safetensors")
+    for name, tensor in before.items():
+        if name.startswith("decoder."):
+            continue
+        assert torch.equal(tensor, after[name]), f"{name} changed although the encoder is frozen"
+    assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("decoder."))
+
+
+@pytest.mark.parametrize("command, flags, part", [
+    ("tokenizer", ["--config", "tiny", "--set", "ch=16"], "tokenizer"),
+    ("tokenizer", ["--config", "small"], "tokenizer"),  # another preset
+    ("model", ["--config", "tiny", "--set", "dim=48", "--tokenizer", "MODEL"], "transformer"),
+])
+def test_init_mismatch_names_the_tensor_and_both_shapes(model_dir, photos, tmp_path, capsys, command, flags, part):
+    flags = [str(model_dir) if f == "MODEL" else f for f in flags]
+    code = main(["train", command, "--data", str(photos), "--out", str(tmp_path / "x"), "--init", str(model_dir),
+                 "--steps", "2", *flags])
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the pre-tokenising bar, one error line
+    assert code == 2 and err.startswith("nuwa-inf: error: ")
+    found = re.search(r"tensor (\S+) has shape \(([\d, ]*)\), model expects \(([\d, ]*)\)", err)
+    assert found, err
+    name, theirs, ours = found.groups()
+    init_shape = tuple(load_tensors(model_dir / part / "model.safetensors")[name].shape)
+    assert init_shape == tuple(int(v) for v in theirs.split(",") if v.strip()) and theirs != ours
+
+
+def test_init_without_that_part_is_exit_2(photos, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "tokenizer", "--data", str(photos), "--out", str(tmp_path / "x"),
+                 "--init", str(tmp_path / "empty"), "--config", "tiny"]) == 2
+    assert "--init" in capsys.readouterr().err
+
+
+def train_all(*flags: str) -> int:
+    return main(["train", "all", "--threads", "1", *flags])
+
+
+def test_train_all_from_a_messy_folder_to_a_usable_model(model_dir, messy_folder, tmp_path, capsys):
+    out = tmp_path / "mine"
+    assert train_all("--data", str(messy_folder), "--out", str(out), "--init", str(model_dir), "--steps", "8") == 0
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err and "unreadable" in captured.err
+    assert "tiny.png" in captured.err and "upscaled" in captured.err
+    assert "fine-tuning the tokenizer" in captured.out and "below 28 dB" in captured.out
+    assert "before" in captured.out and "bits/token" in captured.out
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == {"train": 5, "val": 1}
+    assert report["after"]["bits"] < report["before"]["bits"]
+    assert report["tokenizer"]["choice"] in ("fine-tuned", "kept")
+    # decoder-only fine-tuning: the codes are the starting model's
+    start = load_tensors(model_dir / "tokenizer" / "model.safetensors")
+    final = load_tensors(out / "tokenizer" / "model.safetensors")
+    assert all(torch.equal(start[n], final[n]) for n in start if n.startswith("encoder."))
+    # a model directory the API and the CLI take
+    wide = nuwa_inf.load(out, device="cpu").extend(Image.open(messy_folder / "img1.png"), width=448, height=256)
+    assert wide.size == (448, 256)
+
+
+def test_train_all_keeps_a_good_enough_tokenizer(model_dir, photos, tmp_path, capsys):
+    out = tmp_path / "kept"
+    assert train_all("--data", str(photos), "--out", str(out), "--init", str(model_dir), "--steps", "2",
+                     "--keep-psnr", "5") == 0
+    assert "keeping the starting tokenizer" in capsys.readouterr().out
+    assert (out / "tokenizer" / "model.safetensors").read_bytes() == \
+        (model_dir / "tokenizer" / "model.safetensors").read_bytes()
+    assert train_all("--data", str(photos), "--out", str(out), "--init", str(model_dir)) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_train_all_resumes_the_stage_that_was_running(model_dir, photos, tmp_path, monkeypatch):
+    import nuwa_inf.train.model_trainer as model_trainer
+
+    real = model_trainer.train_model
+
+    def killed_after_three_steps(run):
+        real(dataclasses.replace(run, steps=3))
+        raise KeyboardInterrupt
+
+    out = tmp_path / "resumed"
+    flags = ["--data", str(photos), "--out", str(out), "--init", str(model_dir), "--steps", "6"]
+    monkeypatch.setattr(model_trainer, "train_model", killed_after_three_steps)
+    assert train_all(*flags) == 130
+    tokenizer_log = (out / "work" / "tokenizer" / "log.jsonl").read_text()
+    monkeypatch.setattr(model_trainer, "train_model", real)
+    assert train_all("--out", str(out), "--data", str(photos), "--resume") == 0
+    assert (out / "work" / "tokenizer" / "log.jsonl").read_text() == tokenizer_log  # not trained again
+    steps = [r["step"] for r in read_log(out / "transformer" / "log.jsonl")]
+    assert steps == [1, 2, 3, 4, 5, 6]  # continued from the step-3 checkpoint
+    assert json.loads((out / "pipeline.json").read_text())["done"][-1] == "after"
+
+
+def test_train_all_on_one_long_image_with_a_time_budget(model_dir, tmp_path, capsys):
+    Image.fromarray(smooth_image(256, 768, seed=3)).save(tmp_path / "scroll.png")
+    out = tmp_path / "scroll_model"
+    assert train_all("--data", str(tmp_path / "scroll.png"), "--out", str(out), "--init", str(model_dir),
+                     "--time-budget", "6s") == 0
+    text = capsys.readouterr().out
+    assert "the last 192 px of its width are held out" in text
+    assert "s/step measured" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"]["transformer"] >= 1 and report["after"]["bits"] is not None
+
+
+def test_train_all_bad_flags_are_exit_2(photos, tmp_path, capsys):
+    assert train_all("--data", str(photos), "--out", str(tmp_path / "o"), "--tokenizer", "keep") == 2
+    assert "--init" in capsys.readouterr().err
+    assert train_all("--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2"), "--steps", "1",
+                     "--config", "tiny") == 2
+    assert "not found" in capsys.readouterr().err
+    assert train_all("--data", str(photos), "--out", str(tmp_path / "o3"), "--resume") == 2
