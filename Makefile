@@ -19,7 +19,7 @@ test: venv
 
 DEMO_OUT ?= scroll_38912x2048.png
 demo: venv
-	$(BIN)/nuwa-inf extend nuwa_inf/assets/example_scroll.png -o $(DEMO_OUT) --width 38912 --height 2048 --preview scroll_preview.png
+	$(BIN)/nuwa-inf extend nuwa_inf/assets/example_scroll.png -o $(DEMO_OUT) --width 38912 --height 2048 --preview scroll_preview.png --overwrite
 	@echo "result: $(abspath $(DEMO_OUT))  preview: $(abspath scroll_preview.png)"
 
 .PHONY: venv test demo

@@ -34,6 +34,9 @@ from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .pixel_canvas import PixelCanvas
 from .placement import Placement, feather_alpha
 
+# decode tiles (token rows, cols): full-height strips of a 2048-px canvas need no vertical
+# margin, so only the horizontal margins (2 × 7 of 64 columns) are decoded twice
+DECODE_TILE = (128, 64)
 CHECKPOINT_SECONDS = float(os.environ.get("NUWA_CHECKPOINT_SECONDS", "20"))
 
 
@@ -180,7 +183,7 @@ class CanvasRun:
             while end < width and ready[end]:
                 end += 1
             if final or end - x >= min_cols or end == width or x == 0:
-                decode_tiled(self.bundle.tokenizer, tokens, tile=64, sink=self._sink, cols=(x, end))
+                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, sink=self._sink, cols=(x, end))
                 decoded[x:end] = True
             x = end
 

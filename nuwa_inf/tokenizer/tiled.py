@@ -51,7 +51,7 @@ def encode_tiled(model: VQGAN, image: np.ndarray, tile: int = 64, margin: int | 
 
 
 @torch.inference_mode()
-def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int = 64, margin: int | None = None,
+def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int | tuple[int, int] = 64, margin: int | None = None,
                  sink: Callable[[int, int, np.ndarray], None] | None = None,
                  cols: tuple[int, int] | None = None) -> np.ndarray | None:
     """Token grid (h, w) → (h·f, w·f, 3) uint8.
@@ -59,17 +59,19 @@ def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int = 64, margin: int |
     With `sink`, each decoded tile is handed to `sink(y_px, x_px, pixels)` instead of
     being assembled in memory (for canvases larger than RAM), and None is returned.
     `cols` = (a, b) decodes only token columns a…b-1 (their margins read from `tokens`).
+    `tile` is the core tile size in tokens, or (rows, cols): tall tiles need no vertical margin.
     """
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     f = model.downsample
     height, width = tokens.shape
     col_start, col_end = cols if cols is not None else (0, width)
     margin = model.decoder_margin if margin is None else margin
     device = next(model.parameters()).device
     out = None if sink is not None else np.zeros((height * f, (col_end - col_start) * f, 3), dtype=np.uint8)
-    for x0, x1, _, _ in tile_spans(col_end - col_start, tile, 0):
+    for x0, x1, _, _ in tile_spans(col_end - col_start, tile_w, 0):
         x0, x1 = x0 + col_start, x1 + col_start
         rx0, rx1 = max(0, x0 - margin), min(width, x1 + margin)
-        for y0, y1, ry0, ry1 in tile_spans(height, tile, margin):
+        for y0, y1, ry0, ry1 in tile_spans(height, tile_h, margin):
             pixels = decode_window(model, tokens[ry0:ry1, rx0:rx1], device)
             core = pixels[(y0 - ry0) * f: (y1 - ry0) * f, (x0 - rx0) * f: (x1 - rx0) * f]
             if sink is not None:
