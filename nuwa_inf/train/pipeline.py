@@ -97,6 +97,8 @@ class Pipeline:
                 raise UserError(f"--resume: {self.out} holds no `train all` run ({STATE_FILE} missing)")
             self.state = json.loads(state_path.read_text())
             saved = PipelineRun(**self.state["run"])
+            if Path(run.data).resolve() != Path(saved.data).resolve():
+                warn(f"--resume: continuing with the run's own data {saved.data}, not {run.data}")
             saved.resume, saved.threads, saved.backend = True, run.threads, run.backend
             run = saved
         else:
