@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
     import numpy as np
 
     from .bundle import ModelBundle
-    from .engine import CanvasRun, JobSpec
+    from .engine import JobSpec
     from .pixel_canvas import PixelCanvas
 
 ORDERS = "auto | strips | outward | raster | column | row-right-down | ... (8 sweep directions)"

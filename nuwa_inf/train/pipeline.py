@@ -369,14 +369,14 @@ class Pipeline:
         with a time budget and no --steps, steps = seconds ÷ a probed step time. A resumed
         stage keeps the step count it started with (its learning-rate schedule depends on it)."""
         planned = self.state.setdefault("planned_steps", {})
-        remaining = self.remaining()
+        seconds = probe() if name not in planned and self.run.steps is None else None
+        remaining = self.remaining()  # after the probe: its time is not the stage's
         budget = None if remaining is None else max(1.0, (remaining - reserve) * share)
         if name in planned:
             steps = planned[name]
         elif self.run.steps is not None:
             steps = self.run.steps
         else:
-            seconds = probe()
             steps = max(1, int(budget / (seconds * 1.1)))
             self.say(f"{name}: {seconds:.2f} s/step measured, {steps} steps fit in {budget / 60:.1f} min")
         planned[name] = steps
