@@ -1,8 +1,9 @@
 """The `nuwa-inf` command: one entry point, subcommands registered by the parts that own them.
 
 Every part exposes `register(subparsers)` which adds its subcommand(s) and sets
-`func` on the parsed arguments. Errors the user can fix (`UserError`) become one
-line on stderr and exit code 2.
+`func` on the parsed arguments. Errors the user can fix (`UserError`), bad flags and
+errors of the machine (`OSError`: disk full, permission denied) become one line on stderr
+and exit code 2; `main` returns the exit code (it never calls `sys.exit`).
 """
 from __future__ import annotations
 
@@ -61,19 +62,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # bad flags (one line already printed) or --help: return, don't exit
+        return done.code if isinstance(done.code, int) else 2
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
     try:
         result = args.func(args)
     except UserError as err:
-        print(f"nuwa-inf: error: {err}", file=sys.stderr)
+        print(f"nuwa-inf: error: {_one_line(str(err))}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        # the machine, not the code: disk full, permission denied, a file vanishing mid-run
+        where = f": {err.filename}" if err.filename else ""
+        print(f"nuwa-inf: error: {_one_line(err.strerror or str(err))}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nuwa-inf: interrupted (resume with --resume)", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
     that the input and the model are the same, and takes the rest from the saved job).
     """
     from ..errors import UserError
-    from .engine import CanvasRun, JobSpec, read_job, write_job
+    from .engine import CanvasRun, JobSpec, check_disk_space, read_job, write_job
     from .placement import place
 
     settings.check()
@@ -103,6 +103,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
             raise UserError(f"run directory {directory} holds a job with different {', '.join(changed)}")
         spec = saved
     else:
+        check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
         if run_dir:
             directory = Path(run_dir)
             if directory.exists() and any(directory.iterdir()):
@@ -150,19 +151,27 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     import torch
 
+    from ..errors import UserError
     from ..images import check_output_path, load_rgb, refuse_overwrite
+    from ..kernels import resolve_backend
     from .bundle import load_bundle
     from .engine import remove_run_dir
     from .writers import export, export_preview
 
     settings = _settings(args)
     settings.check()
+    if args.threads is not None and args.threads <= 0:
+        raise UserError(f"--threads must be positive, got {args.threads}")
     out = check_output_path(args.output)
     refuse_overwrite(out, args.overwrite)
     if args.preview:
         check_output_path(args.preview, (".png",))
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     bundle = load_bundle(args.model, args.device)
+    try:
+        resolve_backend(args.attn_backend, next(bundle.transformer.parameters()).device)
+    except ValueError as err:
+        raise UserError(f"--attn-backend: {err}") from None
     image = load_rgb(image_path) if image_path else None
     result = run_canvas(bundle, image, settings, run_dir=args.run_dir, resume=args.resume,
                         temp_parent=out.parent, temp_prefix=f".{out.stem}.run.", backend=args.attn_backend,

@@ -240,6 +240,18 @@ class CanvasRun:
         return self.canvas
 
 
+def check_disk_space(directory: Path, spec: JobSpec) -> None:
+    """Refuse a job whose pixel canvas (H·W·3 bytes in the run directory) cannot fit on the disk."""
+    needed = spec.width * spec.height * 3
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise UserError(f"a {spec.width}x{spec.height} canvas needs {needed / 1e9:.1f} GB of disk for its pixels "
+                        f"in {directory}, only {free / 1e9:.1f} GB free (pick a smaller size or another --run-dir)")
+
+
 def write_job(run_dir: Path, spec: JobSpec) -> None:
     write_json(run_dir / "job.json", asdict(spec))
 

@@ -31,12 +31,18 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 def run_reconstruct(args: argparse.Namespace) -> int:
     import torch
 
-    from ..images import check_output_path, load_rgb
+    from ..errors import UserError
+    from ..images import check_output_path, load_rgb, refuse_overwrite
     from ..infer.writers import export
     from .tiled import decode_tiled, encode_tiled
     from .vqgan import VQGAN
 
+    if args.tile <= 0:
+        raise UserError(f"--tile must be positive, got {args.tile}")
+    if args.threads is not None and args.threads <= 0:
+        raise UserError(f"--threads must be positive, got {args.threads}")
     out = check_output_path(args.output)
+    refuse_overwrite(out, args.overwrite)
     image = load_rgb(args.image)
     model = VQGAN.load(find_tokenizer_dir(args.model))
     if args.threads:
@@ -58,4 +64,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="model or tokenizer directory (default: bundled)")
     parser.add_argument("--tile", type=int, default=64, help="tile size in tokens")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(func=run_reconstruct)

@@ -6,6 +6,7 @@ DistributedDataParallel (see distributed.py); `--batch-size` is then per process
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def _common(parser: argparse.ArgumentParser, default_config: str) -> None:
@@ -55,6 +56,8 @@ def _check_positive(args: argparse.Namespace) -> None:
         raise UserError(f"--grad-accum must be positive, got {args.grad_accum}")
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: is a file, expected a folder")
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:

@@ -27,11 +27,14 @@ from torch import nn
 from ..errors import UserError
 
 
-def init() -> None:
-    """Join the process group described by torchrun's env vars (no-op for one process)."""
+def init(device: str = "auto") -> None:
+    """Join the process group described by torchrun's env vars (no-op for one process):
+    NCCL when the processes train on GPUs, gloo on the CPU (`device` as in `pick_device`)."""
     if tdist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
-    if torch.cuda.is_available():
+    if device not in ("auto", "cpu", "cuda"):
+        return  # pick_device names the bad value
+    if torch.cuda.is_available() and device != "cpu":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "nccl"
     else:

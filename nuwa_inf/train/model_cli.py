@@ -18,6 +18,9 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
         from .model_trainer import ModelRun, train_model
 
         check_positive(args)
+        if args.val_every <= 0:
+            from ..errors import UserError
+            raise UserError(f"--val-every must be positive, got {args.val_every}")
         out = train_model(ModelRun(
             data=args.data, out=args.out, tokenizer=args.tokenizer, val_data=args.val_data, config=args.config,
             overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,14 @@ from ..errors import UserError
 from ..model.config import MODEL_PRESETS, ModelConfig
 from ..model.transformer import LocalTransformer
 from ..tokenizer.cli import find_tokenizer_dir
-from ..data.datasets import warn
+from ..data.datasets import list_images, warn
+from ..kernels import resolve_backend
 from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
 from .crop_layout import batch_layout, sample_crop_contexts
 from .schedule import warmup_cosine
-from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training
+from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
+                    trim_log)
 from .token_cache import TokenCropSampler, pretokenize
 from .tokenizer_trainer import resolve_init
 
@@ -83,8 +86,15 @@ def train_model(run: ModelRun) -> Path:
     out = Path(run.out)
     if run.threads:
         torch.set_num_threads(run.threads)
-    dist.init()
+    dist.init(run.device)
     device = dist.pick_device(run.device)
+    try:
+        resolve_backend(run.backend, device)
+    except ValueError as err:
+        raise UserError(f"--attn-backend: {err}") from None
+    list_images(run.data)  # a missing or image-less --data fails before anything is written
+    if run.val_data:
+        list_images(run.val_data)
     checkpoint = latest_checkpoint(out) if run.resume else None
     if run.resume and checkpoint is None:
         raise UserError(f"--resume: no checkpoint under {out}/checkpoints")
@@ -102,23 +112,30 @@ def train_model(run: ModelRun) -> Path:
     if cfg.vocab_size != tokenizer.codebook_size:
         raise UserError(f"model vocab_size {cfg.vocab_size} != tokenizer codebook size {tokenizer.codebook_size}")
     batch_size = run.batch_size or cfg.batch_size
-    with dist.main_first():  # rank 0 writes the tokenizer and fills the token caches, the others read them
-        out.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None and dist.is_main():
-            tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
-
-        crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
-        grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips)
-        val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
-            if run.val_data else grids[-max(1, len(grids) // 10):]
-    del tokenizer
-
     torch.manual_seed(run.seed)
     model = LocalTransformer(cfg)
-    if run.init and checkpoint is None:
+    if run.init and checkpoint is None:  # a bad --init fails before anything is written
         init_dir = resolve_init(run.init, "transformer")
         load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
     model.to(device)
+
+    created = not out.exists()
+    try:
+        with dist.main_first():  # rank 0 writes the tokenizer and fills the token caches, the others read them
+            out.mkdir(parents=True, exist_ok=True)
+            if checkpoint is None and dist.is_main():
+                tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
+
+            crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
+            grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips)
+            val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
+                if run.val_data else grids[-max(1, len(grids) // 10):]
+    except UserError:
+        if created and dist.is_main():
+            shutil.rmtree(out, ignore_errors=True)  # no half-made model directory (no usable images)
+        raise
+    del tokenizer
+
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -153,6 +170,8 @@ def train_model(run: ModelRun) -> Path:
     warmup = min(300, max(1, run.steps // 20))
     accum = run.grad_accum
     started = time.monotonic()
+    if checkpoint is not None and dist.is_main():
+        trim_log(out / "log.jsonl", start)
     log = open(out / "log.jsonl", "a") if dist.is_main() else None
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
                disable=not dist.is_main())

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import write_json
+from ..atomic import write_bytes, write_json
 from ..checkpoint import load_tensors, save_tensors
 from ..errors import UserError
 
@@ -99,14 +99,32 @@ def restore_rank_state(generator: torch.Generator, tensors: dict[str, torch.Tens
     return True
 
 
+def trim_log(path: Path, step: int) -> None:
+    """Drop log records after `step` (written by a run killed after its last checkpoint), so
+    that a resumed run's log holds every step once. Torn or foreign lines are dropped too."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    write_bytes(path, "".join(kept).encode())
+
+
 def latest_checkpoint(out: Path) -> Path | None:
     pointer = out / "checkpoints" / "latest.json"
     if not pointer.is_file():
         return None
     try:
-        directory = out / "checkpoints" / json.loads(pointer.read_text())["dir"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise UserError(f"{pointer} is corrupt ({err})") from None
+        name = json.loads(pointer.read_text())["dir"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise UserError(f"{pointer} is corrupt ({err.__class__.__name__}: {err})") from None
+    if not isinstance(name, str) or Path(name).name != name or not name.startswith("step_"):
+        raise UserError(f"{pointer} is corrupt (dir {name!r} is not a step_N folder beside it)")
+    directory = out / "checkpoints" / name
     if not directory.is_dir():
         raise UserError(f"{pointer} points at missing checkpoint {directory}")
     return directory
@@ -115,10 +133,21 @@ def latest_checkpoint(out: Path) -> Path | None:
 def load_training(directory: Path, optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Restore optimizers and the global torch RNG; return (extra tensors, meta) for the caller."""
     tensors = load_tensors(directory / "train_state.safetensors")
-    meta = json.loads((directory / "train_state.json").read_text())
-    for name, optimizer in optimizers.items():
-        prefix = f"{name}."
-        restore_optimizer(optimizer, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
-                          meta["optimizers"][name])
-    torch.set_rng_state(tensors["rng.torch"])
+    meta_path = directory / "train_state.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        step = int(meta["step"])
+        for name, optimizer in optimizers.items():
+            prefix = f"{name}."
+            restore_optimizer(optimizer, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                              meta["optimizers"][name])
+        torch.set_rng_state(tensors["rng.torch"])
+    except FileNotFoundError:
+        raise UserError(f"checkpoint file missing: {meta_path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{meta_path} is not valid JSON ({err})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise UserError(f"{directory}: training state does not fit this run "
+                        f"({err.__class__.__name__}: {' '.join(str(err).split())})") from None
+    meta["step"] = step
     return tensors, meta

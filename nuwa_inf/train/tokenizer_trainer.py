@@ -28,7 +28,8 @@ from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
 from . import distributed as dist
 from .schedule import warmup_cosine
-from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training
+from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
+                    trim_log)
 
 
 @dataclass
@@ -53,7 +54,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     out = Path(run.out)
     if run.threads:
         torch.set_num_threads(run.threads)
-    dist.init()
+    dist.init(run.device)
     device = dist.pick_device(run.device)
     checkpoint = latest_checkpoint(out) if run.resume else None
     if run.resume and checkpoint is None:
@@ -79,6 +80,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed + dist.rank())
+    check_readable(sampler)
     start = 0
     if checkpoint is not None:
         load_state_into(model, load_tensors(checkpoint / "model.safetensors"), str(checkpoint))
@@ -109,6 +111,8 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     warmup = min(500, max(1, run.steps // 20))
     accum = run.grad_accum
     started = time.monotonic()
+    if checkpoint is not None and dist.is_main():
+        trim_log(out / "log.jsonl", start)
     log = open(out / "log.jsonl", "a") if dist.is_main() else None
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="tokenizer", dynamic_ncols=True,
                disable=not dist.is_main())
@@ -176,6 +180,18 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     if start >= run.steps and dist.is_main():
         print(f"already trained to step {start}")
     return out
+
+
+def check_readable(sampler: CropSampler) -> None:
+    """Fail before anything is written when no training image can be read: one file with its
+    own message, a folder once every file was tried (each unreadable one named in a warning)."""
+    if len(sampler.files) == 1:
+        sampler.cache.get(sampler.files[0])  # raises the file's UserError
+        return
+    for path in sampler.files:
+        if sampler._image(path) is not None:  # warns about, and remembers, unreadable files
+            return
+    raise UserError(f"none of the {len(sampler.files)} images under {sampler.root} can be read")
 
 
 def resolve_init(init: str, kind: str) -> Path:
