@@ -12,7 +12,8 @@ import os
 def _common(parser: argparse.ArgumentParser, default_config: str) -> None:
     parser.add_argument("--data", required=True, help="folder of images (nested ok) or one huge image")
     parser.add_argument("--out", required=True, help="output model directory (checkpoints inside)")
-    parser.add_argument("--config", default=default_config, help="preset: tiny | small | base")
+    parser.add_argument("--config", default=None,
+                        help=f"preset: tiny | small | base (default {default_config}, or the --init model's own)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field (repeatable), e.g. --set lr=1e-4")
     parser.add_argument("--steps", type=int, default=10000)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoint import load_state_into, load_tensors, read_config
-from ..config import from_dict, from_preset, to_dict
+from ..config import from_dict, to_dict
 from ..errors import UserError
 from ..model.config import MODEL_PRESETS, ModelConfig
 from ..model.transformer import LocalTransformer
@@ -32,6 +32,7 @@ from ..kernels import resolve_backend
 from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
 from .crop_layout import batch_layout, sample_crop_contexts
+from .finetune import resolve_config, warmup_steps
 from .schedule import warmup_cosine
 from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
                     trim_log)
@@ -45,7 +46,7 @@ class ModelRun:
     out: str
     tokenizer: str | None = None
     val_data: str | None = None
-    config: str = "small"
+    config: str | None = None         # preset; None: "small", or the --init checkpoint's own config
     overrides: list | None = None
     steps: int = 10000
     batch_size: int | None = None
@@ -105,10 +106,9 @@ def train_model(run: ModelRun) -> Path:
     if checkpoint is not None:
         cfg = from_dict(ModelConfig, read_config(checkpoint, "transformer")["config"])
     else:
-        overrides = {"vocab_size": tokenizer.codebook_size}
-        from ..config import parse_overrides
-        overrides.update(parse_overrides(run.overrides))
-        cfg = from_preset(ModelConfig, MODEL_PRESETS, run.config, overrides)
+        init_dir = resolve_init(run.init, "transformer") if run.init else None
+        cfg = resolve_config(ModelConfig, MODEL_PRESETS, "transformer", run.config, init_dir, run.overrides,
+                             fixed={"vocab_size": tokenizer.codebook_size})
     if cfg.vocab_size != tokenizer.codebook_size:
         raise UserError(f"model vocab_size {cfg.vocab_size} != tokenizer codebook size {tokenizer.codebook_size}")
     batch_size = run.batch_size or cfg.batch_size
@@ -167,7 +167,7 @@ def train_model(run: ModelRun) -> Path:
                           {"kind": "transformer", "config": to_dict(cfg)})
         dist.barrier()  # the other ranks wait until the checkpoint is complete
 
-    warmup = min(300, max(1, run.steps // 20))
+    warmup = warmup_steps(run.steps, bool(run.init), 300)
     accum = run.grad_accum
     started = time.monotonic()
     if checkpoint is not None and dist.is_main():

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..config import from_dict, from_preset, to_dict
+from ..config import from_dict, to_dict
 from ..data.datasets import CropSampler, warn
 from ..errors import UserError
 from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
@@ -27,6 +27,7 @@ from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
 from . import distributed as dist
+from .finetune import resolve_config, warmup_steps
 from .schedule import warmup_cosine
 from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
                     trim_log)
@@ -36,7 +37,7 @@ from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank
 class TokenizerRun:
     data: str
     out: str
-    config: str = "small"
+    config: str | None = None         # preset; None: "small", or the --init checkpoint's own config
     overrides: list | None = None
     steps: int = 10000
     batch_size: int | None = None
@@ -65,7 +66,8 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     if checkpoint is not None:
         cfg = from_dict(TokenizerConfig, read_config(checkpoint, "tokenizer")["config"])
     else:
-        cfg = from_preset(TokenizerConfig, TOKENIZER_PRESETS, run.config, run.overrides)
+        init_dir = resolve_init(run.init, "tokenizer") if run.init else None
+        cfg = resolve_config(TokenizerConfig, TOKENIZER_PRESETS, "tokenizer", run.config, init_dir, run.overrides)
     batch_size = run.batch_size or cfg.batch_size
     torch.manual_seed(run.seed)
     model = VQGAN(cfg)
@@ -108,7 +110,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
         dist.barrier()  # the other ranks wait until the checkpoint is complete
 
     usage_meter = UsageMeter(model.codebook_size)
-    warmup = min(500, max(1, run.steps // 20))
+    warmup = warmup_steps(run.steps, bool(run.init), 500)
     accum = run.grad_accum
     started = time.monotonic()
     if checkpoint is not None and dist.is_main():
