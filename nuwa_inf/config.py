@@ -49,6 +49,8 @@ def from_dict(cls: type[C], values: dict[str, Any]) -> C:
     if unknown:
         raise UserError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
     clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    for key, value in clean.items():
+        check_type(cls.__name__, key, value, fields[key].default)
     try:
         config = cls(**clean)
     except TypeError as err:
@@ -57,6 +59,35 @@ def from_dict(cls: type[C], values: dict[str, Any]) -> C:
     if validate is not None:
         validate()
     return config
+
+
+def check_type(owner: str, key: str, value: Any, default: Any) -> None:
+    """An override must have the type of the field's default (ints for ints, numbers for floats,
+    tuples of ints for tuples, strings for strings)."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif is_int(default):
+        ok = is_int(value)
+    elif isinstance(default, float):
+        ok = is_int(value) or isinstance(value, float)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, tuple) and all(is_int(v) for v in value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        kind = type(default).__name__ if not isinstance(default, tuple) else "list of ints"
+        raise UserError(f"{owner} option {key}={value!r} must be {'an' if kind == 'int' else 'a'} {kind}")
+
+
+def require_positive(owner: str, **values: float) -> None:
+    for key, value in values.items():
+        if not value > 0:
+            raise UserError(f"{owner} option {key} must be positive, got {value}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

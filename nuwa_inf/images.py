@@ -83,7 +83,7 @@ def check_output_path(path: str | os.PathLike, allowed: tuple[str, ...] = OUTPUT
 def refuse_overwrite(path: str | os.PathLike, force: bool) -> None:
     """Raise if `path` exists and `force` is not set (the caller decides the policy)."""
     if not force and os.path.lexists(path):
-        raise UserError(f"{path}: already exists (use --force to overwrite)")
+        raise UserError(f"{path}: already exists (use --overwrite to overwrite)")
 
 
 # ----------------------------------------------------------------------------- checks

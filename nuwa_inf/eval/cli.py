@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_rgb(path: str, patch: int) -> np.ndarray:
     """Image file -> (H, W, 3) uint8; any unreadable or too-small input is a UserError."""
+    from ..images import image_size
+
+    image_size(path)  # header checks first: missing, empty, zero size, decompression bomb
     from PIL import Image
 
     previous = Image.MAX_IMAGE_PIXELS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import require_positive
 from ..errors import UserError
 
 
@@ -59,6 +60,8 @@ class ModelConfig:
         return ((-dt) * rows + (dr + self.extent_h)) * cols + (dc + self.extent_w)
 
     def validate(self) -> None:
+        require_positive("model", dim=self.dim, heads=self.heads, lr=self.lr, batch_size=self.batch_size,
+                         mlp_ratio=self.mlp_ratio)
         if self.dim % self.heads:
             raise UserError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if min(self.patch_h, self.patch_w, self.layers, self.vocab_size) <= 0:

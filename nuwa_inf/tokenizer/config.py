@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..config import require_positive
 from ..errors import UserError
 
 
@@ -49,6 +50,8 @@ class TokenizerConfig:
             raise UserError("ch, z_channels must be positive and num_res_blocks >= 0")
         if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):
             raise UserError(f"fsq_levels must all be >= 2, got {self.fsq_levels}")
+        require_positive("tokenizer", lr=self.lr, crop=self.crop, batch_size=self.batch_size,
+                         disc_ch=self.disc_ch)
         if self.freeze not in ("none", "encoder"):
             raise UserError(f"freeze must be 'none' or 'encoder', got {self.freeze!r}")
         if self.crop % self.downsample:
