@@ -1,7 +1,8 @@
 """Peak memory and speed of a full `nuwa-inf extend` as the canvas grows wider.
 
     python benchmarks/bench_extend_memory.py [--widths 4096,16384,38912] [--height 512]
-                                             [--crop S] [--threads N] [--batch N] [--json FILE]
+                                             [--crop S] [--threads N] [--batch N] [--trace S]
+                                             [--quick] [--json FILE]
 
 Each width is one complete `nuwa-inf extend` (load, encode, prefill, sample, streaming
 decode, PNG export) in its own subprocess, with a random-weight `small` model (the bundled
@@ -22,7 +23,11 @@ Per width it reports:
 * the phase split: load, encode, prefill, sample, decode (incl. writing pixels), checkpoint,
   export, other — measured in the child by wrapping the engine's functions with timers
   (`WaveSampler.sample/prefill`, `encode_tiled`, `decode_tiled`, `CanvasRun._save_state`,
-  `writers.export`, `load_bundle`); nothing in the package is changed.
+  `writers.export`, `load_bundle`); nothing in the package is changed,
+* the Nearby Context Pool's peak live slots and capacity (must not grow with the width),
+* with `--trace S`, an RSS time series (one sample per S seconds) in the JSON: the sampling
+  phase holds a flat baseline, and the peak is the streaming decoder's transient (one tile of
+  at most 64×64 tokens + margins at full resolution), bounded by the tile, not the canvas.
 
 Timings are noisy on a shared 2-core machine (load and neighbouring `nuwa-inf train`
 processes are recorded); compare widths within one run, and memory rather than seconds.
@@ -83,13 +88,24 @@ def child_main(out_json: str, argv: list[str]) -> int:
     engine.CanvasRun._save_state = timed("checkpoint", engine.CanvasRun._save_state)
     writers.export = timed("export", writers.export)
     bundle_mod.load_bundle = timed("load", bundle_mod.load_bundle)
+    pool_facts: dict[str, int] = {}
+    run_canvas = engine.CanvasRun.run
+
+    def run_and_record(self, *args, **kwargs):
+        result = run_canvas(self, *args, **kwargs)
+        pool = self.pool  # the Nearby Context Pool: live slots must not grow with the canvas
+        pool_facts.update(pool_peak_slots=pool.peak, pool_capacity=pool.capacity, pool_live_at_end=len(pool),
+                          pool_mib=2 * pool.k.numel() * pool.k.element_size() / 2**20, waves=len(self.waves))
+        return result
+
+    engine.CanvasRun.run = run_and_record
 
     start = time.perf_counter()
     rc = cli.main(argv)
     wall = time.perf_counter() - start
     status = _proc_status("self")
     timings["other"] = max(0.0, wall - sum(timings.values()))
-    result = {"rc": rc, "wall_s": wall, "timings_s": timings, **counts,
+    result = {"rc": rc, "wall_s": wall, "timings_s": timings, **counts, **pool_facts,
               "vm_hwm_kb": status.get("VmHWM"), "rss_end_kb": status.get("VmRSS"),
               "ru_maxrss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     Path(out_json).write_text(json.dumps(result, indent=2))
@@ -129,6 +145,7 @@ def run_width(width: int, args, model_dir: Path, image: Path, work: Path) -> dic
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=str(REPO))
     peak_anon = peak_file = peak_rss = samples = 0
+    trace, last_trace = [], -1e9
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
@@ -139,6 +156,10 @@ def run_width(width: int, args, model_dir: Path, image: Path, work: Path) -> dic
             peak_anon = max(peak_anon, fields.get("RssAnon", 0))
             peak_file = max(peak_file, fields.get("RssFile", 0))
             peak_rss = max(peak_rss, fields.get("VmRSS", 0))
+            now = time.perf_counter() - start
+            if args.trace and now - last_trace >= args.trace:
+                trace.append([round(now, 2), fields.get("VmRSS", 0) // 1024, fields.get("RssAnon", 0) // 1024])
+                last_trace = now
         time.sleep(args.poll)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
@@ -157,8 +178,11 @@ def run_width(width: int, args, model_dir: Path, image: Path, work: Path) -> dic
         "polled_peak_rss_mib": peak_rss / 1024, "polled_peak_anon_mib": peak_anon / 1024,
         "polled_peak_file_mib": peak_file / 1024, "polls": samples,
         "timings_s": timings, "sample_calls": child["sample_calls"],
+        **{key: child.get(key) for key in ("waves", "pool_peak_slots", "pool_capacity", "pool_live_at_end", "pool_mib")},
         "output_bytes": out.stat().st_size if out.exists() else None,
     }
+    if args.trace:
+        row["rss_trace"] = trace  # [seconds, VmRSS MiB, RssAnon MiB]
     if not args.keep:
         out.unlink(missing_ok=True)
     return row
@@ -182,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="where model, input and outputs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the output PNGs")
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between RSS polls")
+    parser.add_argument("--trace", type=float, default=0.0,
+                        help="keep an RSS time series in the JSON, one sample per this many seconds (0 = off)")
     parser.add_argument("--quick", action="store_true", help="widths 2048,4096 at height 512: a smoke run")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -212,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         t = row["timings_s"]
         print(f"  {row['patches_sampled']} patches, {row['extend_s']:.1f} s, {row['tok_s_sampling']:.0f} tok/s "
-              f"sampling, peak RSS {row['peak_rss_mib']:.0f} MiB; "
+              f"sampling, peak RSS {row['peak_rss_mib']:.0f} MiB, {row['waves']} waves, pool peak "
+              f"{row['pool_peak_slots']} slots (capacity {row['pool_capacity']}, {row['pool_mib']:.0f} MiB); "
               + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), flush=True)
     print()
     phases = ["load", "encode", "prefill", "sample", "decode", "checkpoint", "export", "other"]

@@ -25,7 +25,10 @@ The naive sampler reads the engine's own tokens as its prefix, so its sampled to
 timed position must equal the engine's: the agreement is printed (a check that both run the
 same model on the same canvas). The ratio is what to compare: the machine has 2 cores,
 often shared with a training job, so absolute tokens/s are noisy; both sides of a ratio are
-measured in the same run, interleaved per repeat.
+measured in the same run, interleaved per repeat. With more torch threads than free cores
+(e.g. 2 threads beside a training job) PyTorch's OpenMP threads wait on each other and the
+engine, which runs thousands of small ops, slows down ~10× while the naive sampler's large
+matmuls suffer less: use `--threads 1` on a busy machine.
 """
 from __future__ import annotations
 
