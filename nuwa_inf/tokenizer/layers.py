@@ -20,6 +20,10 @@ class ChannelRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # (B, H, W, C) view: one fused kernel, no temporaries (inference runs channels-last)
+            channels = x.shape[1]
+            return F.rms_norm(x.permute(0, 2, 3, 1), (channels,), self.gain.view(channels), self.eps).permute(0, 3, 1, 2)
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps) * self.gain
 
 
@@ -34,9 +38,10 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return x + h
+        inplace = not torch.is_grad_enabled()  # saves a full-resolution temporary when decoding
+        h = self.conv1(F.silu(self.norm1(x), inplace=inplace))
+        h = self.conv2(F.silu(self.norm2(h), inplace=inplace))
+        return h.add_(x) if inplace else x + h
 
 
 class Downsample(nn.Module):
