@@ -6,9 +6,11 @@
 set -euo pipefail
 RUN=${RUN:-$HOME/nuwa-runs}
 BIN=${BIN:-.venv/bin}
-TOK_STEPS=${TOK_STEPS:-4000}
-MODEL_STEPS=${MODEL_STEPS:-3000}
+TOK_STEPS=${TOK_STEPS:-1000}
+MODEL_STEPS=${MODEL_STEPS:-1000}
 mkdir -p "$RUN"
+# shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 # 1. data: 48 training + 4 validation scrolls, 4096×2048 (seeds disjoint)
 [ -f "$RUN/data/train/.done" ] || {
@@ -22,11 +24,11 @@ resume() { [ -f "$1/checkpoints/latest.json" ] && echo --resume || true; }
 
 # 2. tokenizer
 $BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer" --config small \
-  --steps "$TOK_STEPS" --save-every 250 $(resume "$RUN/tokenizer")
+  --set lr=4e-4 --steps "$TOK_STEPS" --save-every 50 $(resume "$RUN/tokenizer")
 
 # 3. transformer (pre-tokenises the data once, then trains)
 $BIN/nuwa-inf train model --data "$RUN/data/train" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
-  --out "$RUN/model" --config small --steps "$MODEL_STEPS" --save-every 100 --val-every 100 $(resume "$RUN/model")
+  --out "$RUN/model" --config small --steps "$MODEL_STEPS" --save-every 25 --val-every 50 --no-flips $(resume "$RUN/model")
 
 # 4. export fp16 weights into the package
 $BIN/python -m nuwa_inf.assets.export "$RUN/model" nuwa_inf/assets/default
