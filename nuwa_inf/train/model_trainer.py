@@ -10,7 +10,6 @@ Under torchrun the transformer runs as DDP, each rank with its own crops and ord
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -32,6 +31,7 @@ from ..kernels import resolve_backend
 from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
 from .crop_layout import batch_layout, sample_crop_contexts
+from .loop import finish_step
 from .finetune import resolve_config, warmup_steps
 from .schedule import warmup_cosine
 from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
@@ -202,15 +202,7 @@ def train_model(run: ModelRun) -> Path:
             with dist.autocast(device):
                 record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))
-        if log is not None:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        out_of_time = dist.any_rank(run.time_budget is not None and time.monotonic() - started > run.time_budget,
-                                    device)
-        if done % run.save_every == 0 or done == run.steps or out_of_time:
-            save(done)
-        if out_of_time:
-            bar.write(f"time budget reached at step {done}")
+        if finish_step(done, run.steps, run.save_every, record, log, save, run.time_budget, started, device, bar):
             break
     bar.close()
     if log is not None:

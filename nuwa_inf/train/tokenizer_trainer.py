@@ -9,7 +9,6 @@ quantiser in fp32.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
 from . import distributed as dist
+from .loop import finish_step
 from .finetune import resolve_config, warmup_steps
 from .schedule import warmup_cosine
 from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
@@ -164,16 +164,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
         record.update(dist.mean_scalars({k: record[k] for k in ("loss", "psnr", "d_loss")}, device))
         bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{record['psnr']:.2f}",
                         usage=f"{usage:.2f}", ppl=f"{perplexity:.0f}")
-        if log is not None:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        done = step + 1
-        out_of_time = dist.any_rank(run.time_budget is not None and time.monotonic() - started > run.time_budget,
-                                    device)
-        if done % run.save_every == 0 or done == run.steps or out_of_time:
-            save(done)
-        if out_of_time:
-            bar.write(f"time budget reached at step {done}")
+        if finish_step(step + 1, run.steps, run.save_every, record, log, save, run.time_budget, started, device, bar):
             break
     bar.close()
     if log is not None:

@@ -1,0 +1,23 @@
+"""The end of a training step, shared by both trainers: log, checkpoint on schedule, time budget."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable, TextIO
+
+from . import distributed as dist
+
+
+def finish_step(done: int, total: int, save_every: int, record: dict, log: TextIO | None,
+                save: Callable[[int], None], time_budget: float | None, started: float, device, bar) -> bool:
+    """Write the step's record, save every `save_every` steps, at the end and when the time
+    budget (agreed across ranks) runs out. Returns True when the run must stop now."""
+    if log is not None:
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+    out_of_time = dist.any_rank(time_budget is not None and time.monotonic() - started > time_budget, device)
+    if done % save_every == 0 or done == total or out_of_time:
+        save(done)
+    if out_of_time:
+        bar.write(f"time budget reached at step {done}")
+    return out_of_time
