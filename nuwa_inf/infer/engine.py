@@ -210,15 +210,14 @@ class CanvasRun:
         bar = tqdm(total=total, initial=done, unit="patch", desc="generating", dynamic_ncols=True,
                    disable=not self.progress, mininterval=1.0)
         started, made, last_save = time.monotonic(), 0, time.monotonic()
-        forced_all = None
         for w in range(start_wave, len(self.waves)):
             for start in range(0, len(self.waves[w]), self.batch):
                 chunk = self.waves[w][start:start + self.batch]
                 given = np.stack([self._patch(tokens, p) for p in chunk])
-                forced_all = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
+                forced = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
                 uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
                 new, k, v = self.sampler.sample(self._layout(chunk), uniforms, spec.temperature, spec.top_k,
-                                                spec.top_p, forced=forced_all)
+                                                spec.top_p, forced=forced)
                 self.pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
                     self._set_patch(tokens, p, new[i].numpy())

@@ -74,8 +74,8 @@ def place(width: int, height: int, in_w: int, in_h: int, anchor: str, f: int, ph
     patch_px_w, patch_px_h = f * pw, f * ph
 
     def centred(free: int, patch_px: int) -> int:
-        snapped = free // 2 // patch_px * patch_px
-        return snapped if snapped + 0 <= free else free // 2 // f * f
+        """Half the free space, snapped down to the patch grid (so given patches are whole)."""
+        return free // 2 // patch_px * patch_px
 
     if anchor in ("center", "centre"):
         x0, y0 = centred(width - in_w, patch_px_w), centred(height - in_h, patch_px_h)

@@ -52,8 +52,7 @@ class WaveSampler:
         self.model = model
         self.pool = pool
         self.backend = backend
-        cfg = model.cfg
-        self.cfg = cfg
+        self.cfg = model.cfg
 
     @torch.inference_mode()
     def prefill(self, tokens: torch.Tensor, layout: PatchLayout) -> tuple[torch.Tensor, torch.Tensor]:
