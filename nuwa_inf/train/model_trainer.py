@@ -103,10 +103,10 @@ def train_model(run: ModelRun) -> Path:
         raise UserError(f"{out} already holds a training run; pass --resume to continue it or pick another --out")
     tokenizer_dir = out / "tokenizer" if checkpoint is not None else find_tokenizer_dir(run.tokenizer)
     tokenizer = VQGAN.load(tokenizer_dir)
+    init_dir = resolve_init(run.init, "transformer") if run.init and checkpoint is None else None
     if checkpoint is not None:
         cfg = from_dict(ModelConfig, read_config(checkpoint, "transformer")["config"])
     else:
-        init_dir = resolve_init(run.init, "transformer") if run.init else None
         cfg = resolve_config(ModelConfig, MODEL_PRESETS, "transformer", run.config, init_dir, run.overrides,
                              fixed={"vocab_size": tokenizer.codebook_size})
     if cfg.vocab_size != tokenizer.codebook_size:
@@ -114,8 +114,7 @@ def train_model(run: ModelRun) -> Path:
     batch_size = run.batch_size or cfg.batch_size
     torch.manual_seed(run.seed)
     model = LocalTransformer(cfg)
-    if run.init and checkpoint is None:  # a bad --init fails before anything is written
-        init_dir = resolve_init(run.init, "transformer")
+    if init_dir is not None:
         load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
     model.to(device)
 

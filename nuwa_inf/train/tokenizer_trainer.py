@@ -63,17 +63,16 @@ def train_tokenizer(run: TokenizerRun) -> Path:
     if not run.resume and latest_checkpoint(out) is not None:
         raise UserError(f"{out} already holds a training run; pass --resume to continue it or pick another --out")
 
+    init_dir = resolve_init(run.init, "tokenizer") if run.init and checkpoint is None else None
     if checkpoint is not None:
         cfg = from_dict(TokenizerConfig, read_config(checkpoint, "tokenizer")["config"])
     else:
-        init_dir = resolve_init(run.init, "tokenizer") if run.init else None
         cfg = resolve_config(TokenizerConfig, TOKENIZER_PRESETS, "tokenizer", run.config, init_dir, run.overrides)
     batch_size = run.batch_size or cfg.batch_size
     torch.manual_seed(run.seed)
     model = VQGAN(cfg)
     disc = PatchDiscriminator(cfg.disc_ch)
-    if run.init and checkpoint is None:
-        init_dir = resolve_init(run.init, "tokenizer")
+    if init_dir is not None:
         load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
     model.to(device)
     disc.to(device)
