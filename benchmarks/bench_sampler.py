@@ -60,9 +60,13 @@ class Setup:
         self.uniforms = torch.rand((n, cfg.patch_tokens), generator=gen, dtype=torch.float64)
         self.pool = ContextPool(cfg.layers, cfg.heads, cfg.patch_tokens, cfg.head_dim, capacity=n * m)
         self.sampler = WaveSampler(model, self.pool, backend)
+        # canvas (row, col): query patch i at (3i, 10), its context patch j at the offset it is given
+        self.query_rc = torch.tensor([[3 * i, 10] for i in range(n)])
+        self.ctx_rc = torch.tensor([[3 * i + OFFSETS[j % len(OFFSETS)][1], 10 + OFFSETS[j % len(OFFSETS)][2]]
+                                    for i in range(n) for j in range(m)])
         # fill the pool: the context patches' K/V, computed once (themselves without context)
         positions = [(0, i, j) for i in range(n) for j in range(m)]
-        k, v = self.sampler.prefill(self.ctx_tokens, self.no_context(n * m))
+        k, v = self.sampler.prefill(self.ctx_tokens, self.no_context(n * m), self.ctx_rc)
         self.pool.add(positions, k, v)
         slots = self.pool.slots([[(0, i, j) for j in range(m)] for i in range(n)])
         offsets = torch.tensor([[cfg.offset_id(*OFFSETS[j % len(OFFSETS)]) for j in range(m)]] * n)
@@ -84,7 +88,7 @@ def run_engine(setup: Setup) -> tuple[float, torch.Tensor]:
     """Seconds for a whole wave (n patches × 256 tokens), and the tokens."""
     layout = setup.engine_layout()
     start = time.perf_counter()
-    tokens, _, _ = setup.sampler.sample(layout, setup.uniforms, temperature=1.0)
+    tokens, _, _ = setup.sampler.sample(layout, setup.query_rc, setup.uniforms, temperature=1.0)
     return time.perf_counter() - start, tokens
 
 
@@ -98,10 +102,13 @@ def naive_step(setup: Setup, prefix: torch.Tensor, t: int) -> torch.Tensor:
     ids = torch.cat([torch.full((n, 1), model.bos, dtype=torch.int64), prefix[:, :t]], dim=1)
     xq = model.embed(ids)                                                     # (n, t+1, d)
     layout_q, layout_c = setup.naive_layout(), setup.no_context(n * setup.m)
+    rope_c = model.rope(setup.ctx_rc, n * setup.m, xc.device)
+    rope_q = model.rope(setup.query_rc, n, xq.device)
+    rope_q = None if rope_q is None else type(rope_q)(rope_q.cos[:, :t + 1], rope_q.sin[:, :t + 1])
     for index, block in enumerate(model.blocks):
-        qc, kc, vc = block.attn.project(block.norm1(xc))
+        qc, kc, vc = block.attn.project(block.norm1(xc), rope_c)
         k_ctx, v_ctx = kc[:, :, 1:], vc[:, :, 1:]                             # the context tokens' K/V
-        q, k, v = block.attn.project(block.norm1(xq))
+        q, k, v = block.attn.project(block.norm1(xq), rope_q)
         xq = xq + block.attn.attend(q, k, v, k_ctx, v_ctx, layout_q, backend)
         xq = xq + block.mlp(block.norm2(xq))
         if index < last:  # the last layer's context output feeds nothing

@@ -41,8 +41,9 @@ def test_context_changes_the_prediction():
     tokens = torch.randint(0, cfg.vocab_size, (2, cfg.patch_tokens))
     other = tokens.clone()
     other[0] = (other[0] + 1) % cfg.vocab_size
+    positions = torch.tensor([[0, 0], [0, 1]])  # patch 1 is right of patch 0 (offset id 3 = left)
     with torch.no_grad():
-        a, b = model.forward_train(tokens, layout), model.forward_train(other, layout)
+        a, b = model.forward_train(tokens, layout, positions=positions), model.forward_train(other, layout, positions=positions)
     assert not torch.allclose(a[1], b[1])      # patch 1 reads patch 0
     assert torch.allclose(a[0, :1], b[0, :1])  # patch 0's first token sees only BOS
 

@@ -27,6 +27,8 @@ class ModelConfig:
     extent_t: int = 0                # frames back (video); 0 for images
     text_dim: int = 0                # > 0 enables text cross-attention (the text issue's seam)
     dropout: float = 0.0
+    rope_dims: int = 0               # channels per head rotated by 2-D canvas RoPE (0 = off; see rope.py)
+    rope_theta: float = 100.0        # slowest rotary frequency is ~1/rope_theta per token
     # training crops, in patches
     crop_rows: int = 3
     crop_cols: int = 4
@@ -70,12 +72,17 @@ class ModelConfig:
             raise UserError("extents must be >= 0")
         if min(self.crop_rows, self.crop_cols, self.crop_frames) <= 0:
             raise UserError("crop sizes must be positive")
+        if self.rope_dims < 0 or self.rope_dims % 4 or self.rope_dims > self.dim // self.heads:
+            raise UserError(f"rope_dims must be a multiple of 4 between 0 and the head size "
+                            f"{self.dim // self.heads}, got {self.rope_dims}")
+        if self.rope_theta <= 1:
+            raise UserError(f"rope_theta must be > 1, got {self.rope_theta}")
 
 
 MODEL_PRESETS = {
     "tiny": dict(dim=32, layers=2, heads=2, patch_h=4, patch_w=4, vocab_size=16,
-                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3),
-    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2),
+                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3, rope_dims=8),
+    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2, rope_dims=32),
     "base": dict(dim=1280, layers=24, heads=20, extent_h=2, extent_w=2, crop_rows=4, crop_cols=4,
-                 batch_size=8, lr=3e-4),
+                 batch_size=8, lr=3e-4, rope_dims=32),
 }

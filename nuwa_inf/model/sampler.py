@@ -27,6 +27,11 @@ def patch_uniforms(seed: int, positions: list[Pos], count: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def patch_rows_cols(positions: list[Pos]) -> torch.Tensor:
+    """Patch positions (t, row, col) → (n, 2) int64 (row, col): what the rotary embedding needs."""
+    return torch.tensor([[row, col] for _, row, col in positions], dtype=torch.int64).reshape(-1, 2)
+
+
 def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64."""
     if temperature <= 0:
@@ -55,15 +60,19 @@ class WaveSampler:
         self.cfg = model.cfg
 
     @torch.inference_mode()
-    def prefill(self, tokens: torch.Tensor, layout: PatchLayout) -> tuple[torch.Tensor, torch.Tensor]:
-        """K/V of known patches (n, P) given their context in the pool → (layers, n, H, P, Dh) ×2."""
-        _, (k, v) = self.model.forward_patches(tokens, layout, self.backend, pool=self.pool, collect_kv=True)
+    def prefill(self, tokens: torch.Tensor, layout: PatchLayout,
+                positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """K/V of known patches (n, P) at (row, col) `positions` (n, 2), given their context in
+        the pool → (layers, n, H, P, Dh) ×2."""
+        _, (k, v) = self.model.forward_patches(tokens, layout, self.backend, pool=self.pool, collect_kv=True,
+                                               positions=positions)
         return k, v
 
     @torch.inference_mode()
-    def sample(self, layout: PatchLayout, uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, forced: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample n patches → (tokens (n, P), K (layers, n, H, P, Dh), V (same)).
+    def sample(self, layout: PatchLayout, positions: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0,
+               forced: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample n patches at (row, col) `positions` (n, 2) → (tokens (n, P), K (layers, n, H, P, Dh), V).
 
         `forced` (n, P) int64 with -1 where free: known tokens of partially given patches.
         """
@@ -76,10 +85,12 @@ class WaveSampler:
         v_cache = torch.empty(cache_shape, dtype=dtype, device=device)
         tokens = torch.empty((n, cfg.patch_tokens), dtype=torch.int64, device=device)
         ids = torch.full((n, 1), model.bos, dtype=torch.int64, device=device)
+        rope = model.rope(positions, n, device)
         for t in range(length):
             x = model.embed(ids, start=t)                                  # (n, 1, dim)
+            rope_t = None if rope is None else rope.at(t)
             for index, block in enumerate(model.blocks):
-                q, k, v = block.attn.project(block.norm1(x))               # (n, H, 1, Dh)
+                q, k, v = block.attn.project(block.norm1(x), rope_t)       # (n, H, 1, Dh)
                 k_cache[index, :, :, t: t + 1] = k
                 v_cache[index, :, :, t: t + 1] = v
                 x = x + block.attn.attend(q, k_cache[index, :, :, : t + 1], v_cache[index, :, :, : t + 1],

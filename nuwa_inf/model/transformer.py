@@ -6,11 +6,14 @@ Position i predicts t_i; the keys/values at positions 1…P (one per token) are 
 Nearby Context Pool keeps for later patches. The Arbitrary Direction Controller is the
 relative-offset term: for each layer, head and offset o = (Δt, Δrow, Δcol) a learned vector
 E_o and scalar b_o; a query q adds q·E_o + b_o to its logits for every key of a context
-patch at offset o — so one model serves every generation order.
+patch at offset o — so one model serves every generation order. Token-level positions
+across patches come from 2-D rotary embeddings in canvas coordinates (`rope.py`): every
+entry point takes the patches' (row, col) positions.
 
 Two entry points share the weights:
-  forward_train(tokens, layout)      all patches of a crop in one teacher-forced pass
-  step(...) in `decode.py`           one token per patch of a wave, with KV caches
+  forward_train(tokens, layout)      all patches of training crops in one teacher-forced pass
+  forward_patches(...)               the same for arbitrary patches, K/V from a pool (prefill)
+  WaveSampler in `sampler.py`        one token per patch of a wave, with KV caches
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from ..checkpoint import load_state_into, load_tensors, read_config, save_checkp
 from ..config import from_dict, to_dict
 from ..kernels import PatchLayout, patch_attention
 from .config import ModelConfig
+from .rope import RopeTables, canvas_rope, rotate_query_key
 
 KIND = "transformer"
 
@@ -51,10 +55,14 @@ class PatchSelfAttention(nn.Module):
         self.offset_vec = nn.Parameter(torch.zeros(cfg.heads, cfg.n_offsets, cfg.head_dim))
         self.offset_bias = nn.Parameter(torch.zeros(cfg.heads, cfg.n_offsets))
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, L, dim) → q, k, v each (N, H, L, Dh)."""
+    def project(self, x: torch.Tensor, rope: RopeTables | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, L, dim) → q, k, v each (N, H, L, Dh); q and k rotated by `rope` when given."""
         n, length, _ = x.shape
         qkv = self.qkv(x).view(n, length, 3, self.heads, self.head_dim)
+        if rope is not None:
+            qk = rotate_query_key(qkv[:, :, :2], rope)                   # (N, L, 2, H, Dh)
+            q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)
+            return q, k, qkv[:, :, 2].transpose(1, 2)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         return q, k, v
 
@@ -115,26 +123,51 @@ class LocalTransformer(nn.Module):
         bos = torch.full_like(tokens[:, :1], self.bos)
         return torch.cat([bos, tokens], dim=1)
 
-    def forward_train(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto") -> torch.Tensor:
+    def crop_positions(self, n_patches: int) -> torch.Tensor:
+        """(row, col) of n_patches patches that are whole training crops, each in raster order
+        (frame-major; frames share positions) → (n_patches, 2) int64."""
+        cfg = self.cfg
+        per_crop = cfg.crop_frames * cfg.crop_rows * cfg.crop_cols
+        if n_patches % per_crop:
+            raise ValueError(f"{n_patches} patches are not whole crops of {per_crop}; pass positions")
+        cell = torch.arange(per_crop) % (cfg.crop_rows * cfg.crop_cols)
+        grid = torch.stack([cell // cfg.crop_cols, cell % cfg.crop_cols], dim=1)
+        return grid.repeat(n_patches // per_crop, 1)
+
+    def rope(self, positions: torch.Tensor | None, n_patches: int, device: torch.device) -> RopeTables | None:
+        """Rotation tables of N patches at `positions` (N, 2); None if the model has no RoPE."""
+        if self.cfg.rope_dims == 0:
+            return None
+        if positions is None or tuple(positions.shape) != (n_patches, 2):
+            raise ValueError(f"this model needs the (row, col) positions of its {n_patches} patches, "
+                             f"got {None if positions is None else tuple(positions.shape)}")
+        return canvas_rope(self.cfg, positions.to(device), self.pos_emb.dtype)
+
+    def forward_train(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
+                      positions: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits for every token of every patch.
 
-        tokens: (N, P) int64, patches of all crops folded into N; layout indexes the same N
-        patches as context. Returns logits (N, P, vocab).
+        tokens: (N, P) int64, patches of whole crops folded into N (crop raster order, unless
+        `positions` (N, 2) says otherwise); layout indexes the same N patches as context.
+        Returns logits (N, P, vocab).
         """
-        return self.forward_patches(tokens, layout, backend)[0]
+        if positions is None:
+            positions = self.crop_positions(tokens.shape[0])
+        return self.forward_patches(tokens, layout, backend, positions=positions)[0]
 
     def forward_patches(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
-                        pool=None, collect_kv: bool = False):
-        """Teacher-forced pass over whole patches.
+                        pool=None, collect_kv: bool = False, positions: torch.Tensor | None = None):
+        """Teacher-forced pass over whole patches at patch coordinates `positions` (N, 2).
 
         Context K/V come from the same N patches (training: layout indexes them) or, with
         `pool`, from a ContextPool (layout indexes its slots: prefilling known patches).
         Returns (logits (N, P, vocab) or None, per-layer token K/V (layers, N, H, P, Dh) ×2 or None).
         """
         x = self.embed(self.patch_inputs(tokens))                    # (N, P+1, dim)
+        rope = self.rope(positions, tokens.shape[0], tokens.device)
         keys, values = [], []
         for index, block in enumerate(self.blocks):
-            q, k, v = block.attn.project(block.norm1(x))             # (N, H, P+1, Dh) each
+            q, k, v = block.attn.project(block.norm1(x), rope)       # (N, H, P+1, Dh) each
             # context keys: a patch's token positions 1…P
             k_ctx, v_ctx = (k[:, :, 1:], v[:, :, 1:]) if pool is None else (pool.k[index], pool.v[index])
             x = x + block.dropout(block.attn.attend(q, k, v, k_ctx, v_ctx, layout, backend))
