@@ -7,7 +7,7 @@ set -euo pipefail
 RUN=${RUN:-$HOME/nuwa-runs}
 BIN=${BIN:-.venv/bin}
 TOK_STEPS=${TOK_STEPS:-1000}
-MODEL_STEPS=${MODEL_STEPS:-1000}
+MODEL_STEPS=${MODEL_STEPS:-1600}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}

@@ -211,3 +211,15 @@ def test_train_all_bad_flags_are_exit_2(photos, tmp_path, capsys):
                      "--config", "tiny") == 2
     assert "not found" in capsys.readouterr().err
     assert train_all("--data", str(photos), "--out", str(tmp_path / "o3"), "--resume") == 2
+
+
+def test_heldout_bits_on_crops_smaller_than_the_model_s(model_dir, photos, tmp_path):
+    """`train all` measures on crops fitted to the user's images, not the preset's crop size:
+    the rotary positions must follow those crops (a 1×2 crop under a 2×3 model)."""
+    from nuwa_inf.tokenizer.vqgan import VQGAN
+    from nuwa_inf.train.pipeline import heldout_bits
+
+    tokenizer = VQGAN.load(model_dir / "tokenizer")
+    small = heldout_bits(tokenizer, model_dir / "transformer", photos, tmp_path / "cache12", (1, 2), "auto")
+    full = heldout_bits(tokenizer, model_dir / "transformer", photos, tmp_path / "cache23", (2, 3), "auto")
+    assert 0 < small < 64 and 0 < full < 64 and small != full

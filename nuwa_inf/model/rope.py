@@ -47,6 +47,17 @@ def _token_locations(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
     return query, key
 
 
+def crop_grid_positions(rows: int, cols: int, frames: int, n_patches: int) -> Tensor:
+    """(row, col) of n_patches patches that are whole rows×cols(×frames) crops, each in raster
+    order (frame-major; frames share positions) → (n_patches, 2) int64."""
+    per_crop = frames * rows * cols
+    if n_patches % per_crop:
+        raise ValueError(f"{n_patches} patches are not whole crops of {rows}x{cols}x{frames}; pass positions")
+    cell = torch.arange(per_crop) % (rows * cols)
+    grid = torch.stack([cell // cols, cell % cols], dim=1)
+    return grid.repeat(n_patches // per_crop, 1)
+
+
 def canvas_rope(cfg: ModelConfig, positions: Tensor, dtype: torch.dtype = torch.float32) -> RopeTables | None:
     """Rotation tables for patches at patch coordinates `positions` (N, 2) = (row, col).
 

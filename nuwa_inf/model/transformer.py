@@ -28,7 +28,7 @@ from ..checkpoint import load_state_into, load_tensors, read_config, save_checkp
 from ..config import from_dict, to_dict
 from ..kernels import PatchLayout, patch_attention
 from .config import ModelConfig
-from .rope import RopeTables, canvas_rope, rotate_query_key
+from .rope import RopeTables, canvas_rope, crop_grid_positions, rotate_query_key
 
 KIND = "transformer"
 
@@ -123,17 +123,6 @@ class LocalTransformer(nn.Module):
         bos = torch.full_like(tokens[:, :1], self.bos)
         return torch.cat([bos, tokens], dim=1)
 
-    def crop_positions(self, n_patches: int) -> torch.Tensor:
-        """(row, col) of n_patches patches that are whole training crops, each in raster order
-        (frame-major; frames share positions) → (n_patches, 2) int64."""
-        cfg = self.cfg
-        per_crop = cfg.crop_frames * cfg.crop_rows * cfg.crop_cols
-        if n_patches % per_crop:
-            raise ValueError(f"{n_patches} patches are not whole crops of {per_crop}; pass positions")
-        cell = torch.arange(per_crop) % (cfg.crop_rows * cfg.crop_cols)
-        grid = torch.stack([cell // cfg.crop_cols, cell % cfg.crop_cols], dim=1)
-        return grid.repeat(n_patches // per_crop, 1)
-
     def rope(self, positions: torch.Tensor | None, n_patches: int, device: torch.device) -> RopeTables | None:
         """Rotation tables of N patches at `positions` (N, 2); None if the model has no RoPE."""
         if self.cfg.rope_dims == 0:
@@ -147,12 +136,13 @@ class LocalTransformer(nn.Module):
                       positions: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits for every token of every patch.
 
-        tokens: (N, P) int64, patches of whole crops folded into N (crop raster order, unless
-        `positions` (N, 2) says otherwise); layout indexes the same N patches as context.
-        Returns logits (N, P, vocab).
+        tokens: (N, P) int64, patches of whole crops of the config's crop size folded into N,
+        each in raster order — or anything else with its `positions` (N, 2) given; layout
+        indexes the same N patches as context. Returns logits (N, P, vocab).
         """
         if positions is None:
-            positions = self.crop_positions(tokens.shape[0])
+            cfg = self.cfg
+            positions = crop_grid_positions(cfg.crop_rows, cfg.crop_cols, cfg.crop_frames, tokens.shape[0])
         return self.forward_patches(tokens, layout, backend, positions=positions)[0]
 
     def forward_patches(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",

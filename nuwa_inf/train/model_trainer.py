@@ -67,9 +67,11 @@ class ModelRun:
 ORDER_SEED_STRIDE = 1_000_003
 
 
-def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str) -> float:
+def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str,
+                   positions: torch.Tensor | None = None) -> float:
+    """Mean bits/token; `positions` as in `forward_train` (needed for crops not of the model's size)."""
     with torch.no_grad():
-        logits = model.forward_train(tokens, layout, backend)
+        logits = model.forward_train(tokens, layout, backend, positions)
         nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
     return float(nats) / math.log(2)
 

@@ -496,16 +496,18 @@ def heldout_bits(tokenizer, transformer_dir: Path, folder: Path, cache: Path, cr
     """Bits per token of a transformer on fixed crops (and fixed orders) of the held-out images."""
     import dataclasses
 
+    from ..model.rope import crop_grid_positions
     from ..model.transformer import LocalTransformer
     from .model_trainer import bits_per_token, fixed_validation
     from .token_cache import TokenCropSampler, pretokenize
 
     model = LocalTransformer.load(transformer_dir)
-    cfg = dataclasses.replace(model.cfg, crop_rows=crop[0], crop_cols=crop[1])
+    cfg = dataclasses.replace(model.cfg, crop_rows=crop[0], crop_cols=crop[1])  # crops may differ from the model's
     grids = pretokenize(folder, tokenizer, cache, (crop[0] * cfg.patch_h, crop[1] * cfg.patch_w), flips=False)
     tokens, layout = fixed_validation(TokenCropSampler(grids, crop[0], crop[1], cfg.patch_h, cfg.patch_w),
                                       cfg, count=VAL_CROPS)
-    return bits_per_token(model, tokens, layout, backend)
+    positions = crop_grid_positions(crop[0], crop[1], cfg.crop_frames, tokens.shape[0])
+    return bits_per_token(model, tokens, layout, backend, positions)
 
 
 def probe_tokenizer_step(cfg: TokenizerConfig) -> float:
