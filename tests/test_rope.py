@@ -88,3 +88,12 @@ def test_sampling_rotates_like_the_teacher_forced_pass():
     assert torch.equal(sampled, tokens[1:])
     assert torch.allclose(k_a, k_ref[:, :1], atol=1e-5) and torch.allclose(v_a, v_ref[:, :1], atol=1e-5)
     assert torch.allclose(k_b, k_ref[:, 1:], atol=1e-4) and torch.allclose(v_b, v_ref[:, 1:], atol=1e-4)
+
+
+def test_rotation_keeps_the_autocast_dtype():
+    """Under bf16 autocast (CUDA training) q, k and v must stay one dtype for the kernels."""
+    model = tiny_model()
+    tokens = torch.randint(0, model.cfg.vocab_size, (2, model.cfg.patch_tokens))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.forward_train(tokens, pair_layout(model.cfg), positions=torch.tensor([[0, 0], [0, 1]]))
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()

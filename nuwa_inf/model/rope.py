@@ -84,5 +84,5 @@ def rotate_query_key(qk: Tensor, tables: RopeTables) -> Tensor:
     """
     half = tables.cos.shape[-1]
     x1, x2, rest = qk[..., :half], qk[..., half:2 * half], qk[..., 2 * half:]
-    cos, sin = tables.cos, tables.sin
+    cos, sin = tables.cos.to(qk.dtype), tables.sin.to(qk.dtype)   # bf16 under autocast: keep q, k, v alike
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
