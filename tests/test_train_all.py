@@ -147,7 +147,7 @@ def test_train_all_from_a_messy_folder_to_a_usable_model(model_dir, messy_folder
     assert "fine-tuning the tokenizer" in captured.out and "below 28 dB" in captured.out
     assert "before" in captured.out and "bits/token" in captured.out
     report = json.loads((out / "report.json").read_text())
-    assert report["images"] == {"train": 5, "val": 1}
+    assert report["images"] == {"train": 5, "val": 1, "tune": 1}  # tune: 1 of the 5 only validates
     assert report["after"]["bits"] < report["before"]["bits"]
     assert report["tokenizer"]["choice"] in ("fine-tuned", "kept")
     # decoder-only fine-tuning: the codes are the starting model's
@@ -223,3 +223,26 @@ def test_heldout_bits_on_crops_smaller_than_the_model_s(model_dir, photos, tmp_p
     small = heldout_bits(tokenizer, model_dir / "transformer", photos, tmp_path / "cache12", (1, 2), "auto")
     full = heldout_bits(tokenizer, model_dir / "transformer", photos, tmp_path / "cache23", (2, 3), "auto")
     assert 0 < small < 64 and 0 < full < 64 and small != full
+
+
+@pytest.mark.parametrize("lr, best_is_start", [("5", True), (None, False)])
+def test_keep_best_ends_with_the_best_validated_weights(model_dir, photos, tmp_path, lr, best_is_start):
+    """--keep-best measures before step 1 and at every validation; the run's model is the best.
+    A diverging learning rate must leave the starting weights; a sane one a trained step."""
+    from nuwa_inf.model.transformer import LocalTransformer
+
+    out = tmp_path / "kb"
+    args = ["train", "model", "--data", str(photos), "--val-data", str(photos), "--out", str(out),
+            "--tokenizer", str(model_dir), "--init", str(model_dir), "--config", "tiny", "--steps", "12",
+            "--val-every", "3", "--threads", "1", "--keep-best"]
+    assert main(args + (["--set", f"lr={lr}"] if lr else [])) == 0
+    best = json.loads((out / "best" / "best.json").read_text())
+    vals = [r["val_bits"] for r in read_log(out / "log.jsonl") if "val_bits" in r]
+    assert len(vals) == 4
+    assert (best["step"] == 0) == best_is_start
+    if best["step"]:
+        assert best["val_bits"] == min(v for v in vals if v == v)
+    kept = LocalTransformer.load(out).state_dict()
+    start = LocalTransformer.load(model_dir / "transformer").state_dict()
+    same_as_start = all(torch.equal(kept[name], start[name]) for name in start)
+    assert same_as_start == best_is_start

@@ -10,6 +10,8 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
     parser.add_argument("--tokenizer", default=None, help="tokenizer (or model) directory; default: bundled")
     parser.add_argument("--val-data", default=None, help="held-out images for validation bits/token")
     parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--keep-best", action="store_true",
+                        help="end with the weights that scored best on validation (also before step 1)")
     parser.add_argument("--no-flips", action="store_true", help="do not add mirrored images to the token cache")
     parser.add_argument("--attn-backend", default="auto", help="auto | sdpa | triton | xformers | reference")
 
@@ -26,7 +28,8 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
             overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
             val_every=args.val_every, seed=args.seed, resume=args.resume, init=args.init,
             time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend,
-            flips=not args.no_flips, grad_accum=args.grad_accum, device=args.device))
+            flips=not args.no_flips, grad_accum=args.grad_accum, device=args.device,
+            keep_best=args.keep_best))
         if is_main():
             print(f"model written to {out}")
         return 0

@@ -30,6 +30,7 @@ from ..data.datasets import list_images, warn
 from ..kernels import resolve_backend
 from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
+from .best import BestKeeper
 from .crop_layout import batch_layout, sample_crop_contexts
 from .loop import finish_step
 from .finetune import resolve_config, warmup_steps
@@ -61,6 +62,7 @@ class ModelRun:
     flips: bool = True                # also pre-tokenise mirrored images (2× data, 2× encode time)
     grad_accum: int = 1               # micro-batches per optimizer step
     device: str = "auto"              # auto | cpu | cuda (under torchrun: this rank's GPU)
+    keep_best: bool = False           # end with the weights of the best validation (see best.py)
 
 # A rank's order generator is seeded seed + 1 + ORDER_SEED_STRIDE·rank: apart from every
 # rank's crop generator (seed + rank), and seed + 1 for one process, as before.
@@ -174,6 +176,11 @@ def train_model(run: ModelRun) -> Path:
     if checkpoint is not None and dist.is_main():
         trim_log(out / "log.jsonl", start)
     log = open(out / "log.jsonl", "a") if dist.is_main() else None
+    keeper = BestKeeper(out) if run.keep_best and dist.is_main() else None
+    if keeper is not None and keeper.best is None and start == 0:
+        model.eval()
+        with dist.autocast(device):
+            keeper.offer(0, bits_per_token(model, val_tokens, val_layout, run.backend), model.save)
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
                disable=not dist.is_main())
     for step in bar:
@@ -202,11 +209,16 @@ def train_model(run: ModelRun) -> Path:
             model.eval()
             with dist.autocast(device):
                 record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend)
+            if keeper is not None:
+                keeper.offer(done, record["val_bits"], model.save)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))
         if finish_step(done, run.steps, run.save_every, record, log, save, run.time_budget, started, device, bar):
             break
     bar.close()
     if log is not None:
         log.close()
+    if keeper is not None and (best := keeper.promote()) is not None:
+        print(f"keeping the weights of step {best['step']}: validation {best['val_bits']:.3f} bits/token, "
+              f"the best of the run")
     dist.debug_dump("model", {"model": model}, sampler.generator)
     return out

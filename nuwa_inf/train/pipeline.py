@@ -12,7 +12,10 @@ continues the stage that was running from its last checkpoint):
   3. tokenizer  keep the starting tokenizer when its PSNR is already good enough, else
                 fine-tune it (decoder only by default: the codes stay valid, so the
                 transformer's start is not thrown away); from scratch without --init.
-  4. transformer  pre-tokenise, then fine-tune (or train) the transformer.
+  4. transformer  pre-tokenise, then fine-tune (or train) the transformer; 10 % of the
+                training images (when 4+ remain) only validate, every 1/20 of the steps,
+                and the best step — the starting weights included — is what is kept
+                (small sets over-fit within a few hundred steps).
   5. after      measure again, write OUT/tokenizer, print before/after.
 
 OUT is a model directory (`--model OUT`): OUT/tokenizer/ and OUT/transformer/ (the
@@ -170,7 +173,7 @@ class Pipeline:
         patch_px = (model_cfg.patch_h * f, model_cfg.patch_w * f)
         rows, cols = choose_crop(list(sizes.values()), patch_px, (model_cfg.crop_rows, model_cfg.crop_cols))
         crop_px = (rows * patch_px[0], cols * patch_px[1])
-        for sub in ("train", "val", "train_crops", "val_crops"):
+        for sub in ("train", "val", "train_crops", "val_crops", "tune_crops"):
             shutil.rmtree(self.work / sub, ignore_errors=True)
             (self.work / sub).mkdir(parents=True)
         paths = sorted(sizes)
@@ -181,15 +184,28 @@ class Pipeline:
             n_val = min(MAX_VAL_IMAGES, max(1, round(len(paths) * run.val_fraction)))
             val = [paths[i] for i in sorted(order[:n_val])]
             train = [paths[i] for i in sorted(order[n_val:])]
+        tune = self.tune_split(train)
         for index, path in enumerate(train):
             stage_image(path, self.work / "train", index)
-            stage_image(path, self.work / "train_crops", index, crop_px)
+            stage_image(path, self.work / ("tune_crops" if path in tune else "train_crops"), index, crop_px)
         for index, path in enumerate(val):
             stage_image(path, self.work / "val", index)
             stage_image(path, self.work / "val_crops", index, crop_px)
         self.say(f"{len(train)} training and {len(val)} held-out images; transformer crops of "
                  f"{rows}x{cols} patches ({crop_px[1]}x{crop_px[0]} px)")
-        self.finish_stage("prepare", crop=[rows, cols], images={"train": len(train), "val": len(val)})
+        if tune:
+            self.say(f"{len(tune)} of the training images pick the transformer's best step (early stopping); "
+                     f"the held-out ones stay unseen until the final figures")
+        self.finish_stage("prepare", crop=[rows, cols], images={"train": len(train), "val": len(val), "tune": len(tune)})
+
+    def tune_split(self, train: list[Path]) -> list[Path]:
+        """Training images whose transformer crops only validate (pick the best step): 10 %, at
+        least 1, when 4 or more images remain to train on; otherwise none (the held-out set is used)."""
+        n_tune = max(1, round(len(train) * self.run.val_fraction))
+        if len(train) - n_tune < 4:
+            return []
+        order = np.random.default_rng(self.run.seed + 1).permutation(len(train))
+        return [train[i] for i in sorted(order[:n_tune])]
 
     def split_one_image(self, path: Path, crop_px: tuple[int, int]) -> tuple[list[Path], list[Path]]:
         """One image (a scroll): hold out its far end along the long side, at least one crop long."""
@@ -356,12 +372,14 @@ class Pipeline:
         del tokenizer
         steps, budget = self.stage_budget("transformer", 1.0, lambda: probe_model_step(cfg, run.backend),
                                           reserve=self.state.get("measure_seconds", 0.0))
+        tune = self.work / "tune_crops"
+        has_tune = tune.is_dir() and any(tune.iterdir())
         train_model(ModelRun(
             data=str(self.work / "train_crops"), out=str(out), tokenizer=str(tokenizer_dir),
-            val_data=str(self.work / "val_crops"), config=preset, overrides=overrides, steps=steps,
-            save_every=save_every(steps), val_every=max(1, steps // 4), seed=run.seed,
+            val_data=str(tune if has_tune else self.work / "val_crops"), config=preset, overrides=overrides,
+            steps=steps, save_every=save_every(steps), val_every=max(1, steps // 20), seed=run.seed,
             resume=has_checkpoint(out), init=run.init, time_budget=budget, threads=run.threads,
-            backend=run.backend))
+            backend=run.backend, keep_best=True))
         self.finish_stage("transformer", steps={**self.state.get("steps", {}), "transformer": steps})
 
     def stage_budget(self, name: str, share: float, probe, reserve: float = 0.0) -> tuple[int, float | None]:
