@@ -23,6 +23,7 @@ from PIL import Image
 
 from conftest import smooth_image
 from model_fixtures import make_model_dir
+from unprivileged import run_unprivileged, shared_folder
 from nuwa_inf.cli import main
 from nuwa_inf.config import from_preset, to_dict
 from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
@@ -381,16 +382,18 @@ def test_output_that_is_the_input_is_refused(corpus, models, tmp_path, capsys):
     run_bad(["reconstruct", image, "-o", image, "--model", models["good"]], capsys, "already exists", tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_output_in_a_read_only_folder_is_refused(corpus, models, tmp_path, capsys):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        run_bad(["reconstruct", corpus["good"], "-o", folder / "o.png", "--model", models["good"]],
-                capsys, "not writable", tmp_path)
-    finally:
-        folder.chmod(0o755)
+def test_output_in_a_read_only_folder_is_refused(corpus, models, capsys):
+    with shared_folder() as folder:
+        image, model = folder / "in.png", folder / "model"
+        shutil.copy(corpus["good"], image)
+        shutil.copytree(models["good"], model)
+        for path in [model, *model.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        locked = folder / "ro"
+        locked.mkdir()
+        locked.chmod(0o555)
+        run_unprivileged(lambda: run_bad(["reconstruct", image, "-o", locked / "o.png", "--model", model],
+                                         capsys, "not writable", folder))
 
 
 # ----------------------------------------------------------------------------- checkpoints in

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from unprivileged import run_unprivileged, shared_folder
+
 from nuwa_inf.errors import UserError
 from nuwa_inf.images import check_output_path, image_size, load_rgb, refuse_overwrite
 
@@ -220,16 +222,20 @@ def test_check_output_path_rejects(tmp_path):
     assert check_output_path(tmp_path / "a.gif", allowed=(".gif",)).suffix == ".gif"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
-def test_check_output_path_rejects_read_only_folder(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        with pytest.raises(UserError, match="not writable"):
-            check_output_path(locked / "a.png")
-    finally:
-        locked.chmod(0o700)
+def test_check_output_path_rejects_read_only_folder():
+    with shared_folder() as folder:
+        locked, open_ = folder / "locked", folder / "open"
+        locked.mkdir(mode=0o555)
+        open_.mkdir(mode=0o777)
+        locked.chmod(0o555)  # mkdir's mode is masked by the umask
+        open_.chmod(0o777)
+
+        def check() -> None:
+            assert check_output_path(open_ / "a.png").name == "a.png"  # a writable folder passes
+            with pytest.raises(UserError, match="not writable"):
+                check_output_path(locked / "a.png")
+
+        run_unprivileged(check)
 
 
 def test_refuse_overwrite(tmp_path):
