@@ -44,6 +44,7 @@ import torch  # noqa: E402
 from nuwa_inf.kernels import PatchLayout  # noqa: E402
 from nuwa_inf.model.context_pool import ContextPool  # noqa: E402
 from nuwa_inf.model.sampler import WaveSampler, pick_tokens  # noqa: E402
+from nuwa_inf.model.vertical import band_of_positions  # noqa: E402
 
 # context offsets (Δt, Δrow, Δcol) in the order a sweep / strips order meets them
 OFFSETS = [(0, 0, -1), (0, -1, -1), (0, -1, 0), (0, -1, 1), (0, 1, -1), (0, 0, 1), (0, 1, 0), (0, 1, 1)]
@@ -64,9 +65,14 @@ class Setup:
         self.query_rc = torch.tensor([[3 * i, 10] for i in range(n)])
         self.ctx_rc = torch.tensor([[3 * i + OFFSETS[j % len(OFFSETS)][1], 10 + OFFSETS[j % len(OFFSETS)][2]]
                                     for i in range(n) for j in range(m)])
+        canvas_token_rows = (3 * n + 1) * cfg.patch_h  # (first token row, canvas token rows) per patch
+        self.query_rows = torch.stack([self.query_rc[:, 0] * cfg.patch_h,
+                                       torch.full((n,), canvas_token_rows)], dim=1)
+        self.ctx_rows = torch.stack([self.ctx_rc[:, 0] * cfg.patch_h,
+                                     torch.full((n * m,), canvas_token_rows)], dim=1)
         # fill the pool: the context patches' K/V, computed once (themselves without context)
         positions = [(0, i, j) for i in range(n) for j in range(m)]
-        k, v = self.sampler.prefill(self.ctx_tokens, self.no_context(n * m), self.ctx_rc)
+        k, v = self.sampler.prefill(self.ctx_tokens, self.no_context(n * m), self.ctx_rc, self.ctx_rows)
         self.pool.add(positions, k, v)
         slots = self.pool.slots([[(0, i, j) for j in range(m)] for i in range(n)])
         offsets = torch.tensor([[cfg.offset_id(*OFFSETS[j % len(OFFSETS)]) for j in range(m)]] * n)
@@ -88,7 +94,8 @@ def run_engine(setup: Setup) -> tuple[float, torch.Tensor]:
     """Seconds for a whole wave (n patches × 256 tokens), and the tokens."""
     layout = setup.engine_layout()
     start = time.perf_counter()
-    tokens, _, _ = setup.sampler.sample(layout, setup.query_rc, setup.uniforms, temperature=1.0)
+    tokens, _, _ = setup.sampler.sample(layout, setup.query_rc, setup.uniforms, temperature=1.0,
+                                        canvas_rows=setup.query_rows)
     return time.perf_counter() - start, tokens
 
 
@@ -101,6 +108,9 @@ def naive_step(setup: Setup, prefix: torch.Tensor, t: int) -> torch.Tensor:
     xc = model.embed(model.patch_inputs(setup.ctx_tokens))                    # (n·m, P+1, d)
     ids = torch.cat([torch.full((n, 1), model.bos, dtype=torch.int64), prefix[:, :t]], dim=1)
     xq = model.embed(ids)                                                     # (n, t+1, d)
+    if model.row_emb is not None:  # band embeddings (vertical.py)
+        xc = xc + model.row_emb[band_of_positions(model.cfg, setup.ctx_rows)]
+        xq = xq + model.row_emb[band_of_positions(model.cfg, setup.query_rows)[:, :t + 1]]
     layout_q, layout_c = setup.naive_layout(), setup.no_context(n * setup.m)
     rope_c = model.rope(setup.ctx_rc, n * setup.m, xc.device)
     rope_q = model.rope(setup.query_rc, n, xq.device)

@@ -29,10 +29,11 @@ from nuwa_inf.train.model_trainer import fixed_validation  # noqa: E402
 from nuwa_inf.train.token_cache import TokenCropSampler, pretokenize  # noqa: E402
 
 
-def token_bits(model: LocalTransformer, tokens: torch.Tensor, layout: PatchLayout) -> torch.Tensor:
+def token_bits(model: LocalTransformer, tokens: torch.Tensor, layout: PatchLayout,
+               canvas_rows: torch.Tensor) -> torch.Tensor:
     """Bits of every token: (N, P)."""
     with torch.inference_mode():
-        logits = model.forward_train(tokens, layout)                           # (N, P, V)
+        logits = model.forward_train(tokens, layout, canvas_rows=canvas_rows)  # (N, P, V)
         nats = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
     return nats / math.log(2)
 
@@ -59,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     grids = pretokenize(args.data, tokenizer, cache, (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w),
                         flips=False)
     sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w)
-    tokens, layout = fixed_validation(sampler, cfg, count=args.crops)
+    tokens, layout, canvas_rows = fixed_validation(sampler, cfg, count=args.crops)
     empty = PatchLayout(torch.full_like(layout.ctx_index, -1), layout.ctx_offset, cfg.n_offsets)
 
-    with_ctx, without = token_bits(model, tokens, layout), token_bits(model, tokens, empty)
+    with_ctx, without = token_bits(model, tokens, layout, canvas_rows), token_bits(model, tokens, empty, canvas_rows)
     has_ctx = (layout.ctx_index >= 0).any(1)                                   # (N,)
     ring = edge_ring(cfg.patch_h, cfg.patch_w)
     rows = {

@@ -90,10 +90,12 @@ def read_config(directory: str | os.PathLike, kind: str) -> dict[str, Any]:
     return meta
 
 
-def load_state_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `tensors` into `model`, naming every missing, unexpected or mis-shaped tensor."""
+def load_state_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str,
+                    may_lack: tuple[str, ...] = ()) -> None:
+    """Copy `tensors` into `model`, naming every missing, unexpected or mis-shaped tensor;
+    tensors named in `may_lack` may be absent and then keep the model's own values."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
+    missing = sorted(set(expected) - set(tensors) - set(may_lack))
     unexpected = sorted(set(tensors) - set(expected))
     if missing:
         raise UserError(f"{source}: missing tensors {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
@@ -105,4 +107,5 @@ def load_state_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], so
                             f"model expects {tuple(expected[name].shape)}")
     with torch.no_grad():
         for name, target in expected.items():
-            target.copy_(tensors[name].to(target.dtype))
+            if name in tensors:
+                target.copy_(tensors[name].to(target.dtype))

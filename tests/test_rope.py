@@ -74,17 +74,21 @@ def test_sampling_rotates_like_the_teacher_forced_pass():
     cfg = model.cfg
     tokens = torch.randint(0, cfg.vocab_size, (2, cfg.patch_tokens), generator=torch.Generator().manual_seed(2))
     positions = torch.tensor([[5, 300], [5, 301]])
+    canvas_rows = torch.tensor([[5 * cfg.patch_h, 8 * cfg.patch_h]] * 2)
     with torch.no_grad():
-        _, (k_ref, v_ref) = model.forward_patches(tokens, pair_layout(cfg), collect_kv=True, positions=positions)
+        model.row_emb.normal_()  # the band embedding takes part too
+        _, (k_ref, v_ref) = model.forward_patches(tokens, pair_layout(cfg), collect_kv=True, positions=positions,
+                                                  canvas_rows=canvas_rows)
 
     pool = ContextPool(cfg.layers, cfg.heads, cfg.patch_tokens, cfg.head_dim, capacity=2)
     sampler = WaveSampler(model, pool)
     empty = PatchLayout(torch.full((1, 1), -1), None, cfg.n_offsets)
-    k_a, v_a = sampler.prefill(tokens[:1], empty, positions[:1])
+    k_a, v_a = sampler.prefill(tokens[:1], empty, positions[:1], canvas_rows[:1])
     pool.add([(0, 5, 300)], k_a, v_a)
     reads_a = PatchLayout(pool.slots([[(0, 5, 300)]]), torch.tensor([[cfg.offset_id(*LEFT)]]), cfg.n_offsets)
     uniforms = torch.rand((1, cfg.patch_tokens), dtype=torch.float64)
-    sampled, k_b, v_b = sampler.sample(reads_a, positions[1:], uniforms, forced=tokens[1:])
+    sampled, k_b, v_b = sampler.sample(reads_a, positions[1:], uniforms, forced=tokens[1:],
+                                       canvas_rows=canvas_rows[1:])
     assert torch.equal(sampled, tokens[1:])
     assert torch.allclose(k_a, k_ref[:, :1], atol=1e-5) and torch.allclose(v_a, v_ref[:, :1], atol=1e-5)
     assert torch.allclose(k_b, k_ref[:, 1:], atol=1e-4) and torch.allclose(v_b, v_ref[:, 1:], atol=1e-4)

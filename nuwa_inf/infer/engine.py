@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..kernels import PatchLayout
 from ..model.context_pool import ContextPool
 from ..model.orders import build_schedule, known_raster, make_order
-from ..model.sampler import WaveSampler, patch_rows_cols, patch_uniforms
+from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, patch_uniforms
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .pixel_canvas import PixelCanvas
 from .placement import Placement, feather_alpha
@@ -106,6 +106,11 @@ class CanvasRun:
                 offsets[i, m] = cfg.offset_id(*off)
         return PatchLayout(self.pool.slots(contexts), offsets, cfg.n_offsets)
 
+    def _canvas_rows(self, patches: list) -> torch.Tensor:
+        """Where the patches sit between the canvas's top and bottom edge (band embedding)."""
+        canvas_token_rows = -(-self.spec.height // self.placement.f)
+        return patch_canvas_rows(patches, canvas_token_rows, self.cfg.patch_h)
+
     def _prefill(self, tokens: np.ndarray) -> None:
         """K/V of the given patches, wave by wave in raster order (as in training)."""
         known = self.schedule.known
@@ -121,7 +126,7 @@ class CanvasRun:
             for start in range(0, len(group), self.batch):
                 chunk = group[start:start + self.batch]
                 ids = torch.from_numpy(np.stack([self._patch(tokens, p) for p in chunk]).astype(np.int64))
-                k, v = self.sampler.prefill(ids, self._layout(chunk), patch_rows_cols(chunk))
+                k, v = self.sampler.prefill(ids, self._layout(chunk), patch_rows_cols(chunk), self._canvas_rows(chunk))
                 self.pool.add(chunk, k, v)
             self.pool.evict([q for q in known if last[q] == w and self.schedule.last_use[q] < 0])
 
@@ -217,7 +222,8 @@ class CanvasRun:
                 forced = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
                 uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
                 new, k, v = self.sampler.sample(self._layout(chunk), patch_rows_cols(chunk), uniforms,
-                                                spec.temperature, spec.top_k, spec.top_p, forced=forced)
+                                                spec.temperature, spec.top_k, spec.top_p, forced=forced,
+                                                canvas_rows=self._canvas_rows(chunk))
                 self.pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
                     self._set_patch(tokens, p, new[i].numpy())

@@ -29,6 +29,7 @@ class ModelConfig:
     dropout: float = 0.0
     rope_dims: int = 0               # channels per head rotated by 2-D canvas RoPE (0 = off; see rope.py)
     rope_theta: float = 100.0        # slowest rotary frequency is ~1/rope_theta per token
+    row_bins: int = 0                # bands of canvas height with a learned embedding (0 = off; see vertical.py)
     # training crops, in patches
     crop_rows: int = 3
     crop_cols: int = 4
@@ -75,14 +76,16 @@ class ModelConfig:
         if self.rope_dims < 0 or self.rope_dims % 4 or self.rope_dims > self.dim // self.heads:
             raise UserError(f"rope_dims must be a multiple of 4 between 0 and the head size "
                             f"{self.dim // self.heads}, got {self.rope_dims}")
+        if self.row_bins < 0:
+            raise UserError(f"row_bins must be >= 0, got {self.row_bins}")
         if self.rope_theta <= 1:
             raise UserError(f"rope_theta must be > 1, got {self.rope_theta}")
 
 
 MODEL_PRESETS = {
     "tiny": dict(dim=32, layers=2, heads=2, patch_h=4, patch_w=4, vocab_size=16,
-                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3, rope_dims=8),
-    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2, rope_dims=32),
+                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3, rope_dims=8, row_bins=4),
+    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2, rope_dims=32, row_bins=16),
     "base": dict(dim=1280, layers=24, heads=20, extent_h=2, extent_w=2, crop_rows=4, crop_cols=4,
-                 batch_size=8, lr=3e-4, rope_dims=32),
+                 batch_size=8, lr=3e-4, rope_dims=32, row_bins=16),
 }

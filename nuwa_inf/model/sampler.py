@@ -32,6 +32,13 @@ def patch_rows_cols(positions: list[Pos]) -> torch.Tensor:
     return torch.tensor([[row, col] for _, row, col in positions], dtype=torch.int64).reshape(-1, 2)
 
 
+def patch_canvas_rows(positions: list[Pos], canvas_token_rows: int, patch_h: int) -> torch.Tensor:
+    """Patch positions (t, row, col) on a canvas `canvas_token_rows` tokens high → (n, 2) int64
+    (first token row, canvas token rows): what the band embedding needs (vertical.py)."""
+    return torch.tensor([[row * patch_h, canvas_token_rows] for _, row, _ in positions],
+                        dtype=torch.int64).reshape(-1, 2)
+
+
 def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64."""
     if temperature <= 0:
@@ -60,19 +67,20 @@ class WaveSampler:
         self.cfg = model.cfg
 
     @torch.inference_mode()
-    def prefill(self, tokens: torch.Tensor, layout: PatchLayout,
-                positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """K/V of known patches (n, P) at (row, col) `positions` (n, 2), given their context in
-        the pool → (layers, n, H, P, Dh) ×2."""
+    def prefill(self, tokens: torch.Tensor, layout: PatchLayout, positions: torch.Tensor,
+                canvas_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """K/V of known patches (n, P) at (row, col) `positions` (n, 2) and `canvas_rows` (n, 2),
+        given their context in the pool → (layers, n, H, P, Dh) ×2."""
         _, (k, v) = self.model.forward_patches(tokens, layout, self.backend, pool=self.pool, collect_kv=True,
-                                               positions=positions)
+                                               positions=positions, canvas_rows=canvas_rows)
         return k, v
 
     @torch.inference_mode()
     def sample(self, layout: PatchLayout, positions: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0,
-               forced: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample n patches at (row, col) `positions` (n, 2) → (tokens (n, P), K (layers, n, H, P, Dh), V).
+               top_k: int = 0, top_p: float = 1.0, forced: torch.Tensor | None = None,
+               canvas_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample n patches at (row, col) `positions` (n, 2) and `canvas_rows` (n, 2)
+        → (tokens (n, P), K (layers, n, H, P, Dh), V).
 
         `forced` (n, P) int64 with -1 where free: known tokens of partially given patches.
         """
@@ -86,8 +94,11 @@ class WaveSampler:
         tokens = torch.empty((n, cfg.patch_tokens), dtype=torch.int64, device=device)
         ids = torch.full((n, 1), model.bos, dtype=torch.int64, device=device)
         rope = model.rope(positions, n, device)
+        bands = model.band_embedding(canvas_rows, n, device)               # (n, L, dim) or None
         for t in range(length):
             x = model.embed(ids, start=t)                                  # (n, 1, dim)
+            if bands is not None:
+                x = x + bands[:, t: t + 1]
             rope_t = None if rope is None else rope.at(t)
             for index, block in enumerate(model.blocks):
                 q, k, v = block.attn.project(block.norm1(x), rope_t)       # (n, H, 1, Dh)

@@ -8,7 +8,8 @@ relative-offset term: for each layer, head and offset o = (Δt, Δrow, Δcol) a 
 E_o and scalar b_o; a query q adds q·E_o + b_o to its logits for every key of a context
 patch at offset o — so one model serves every generation order. Token-level positions
 across patches come from 2-D rotary embeddings in canvas coordinates (`rope.py`): every
-entry point takes the patches' (row, col) positions.
+entry point takes the patches' (row, col) positions. Where a token sits between the canvas's
+top and bottom edge is a learned band embedding (`vertical.py`, `canvas_rows`).
 
 Two entry points share the weights:
   forward_train(tokens, layout)      all patches of training crops in one teacher-forced pass
@@ -29,8 +30,12 @@ from ..config import from_dict, to_dict
 from ..kernels import PatchLayout, patch_attention
 from .config import ModelConfig
 from .rope import RopeTables, canvas_rope, crop_grid_positions, rotate_query_key
+from .vertical import band_of_positions, bounding_canvas_rows
 
 KIND = "transformer"
+# Tensors a model may gain when fine-tuned (`--init`) from a checkpoint made without them:
+# zero-initialised, so the fine-tune starts from exactly the old model.
+GAINABLE = ("row_emb",)
 
 
 class RMSNorm(nn.Module):
@@ -108,6 +113,8 @@ class LocalTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = RMSNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        # zero-initialised: the band embedding starts as a no-op (see vertical.py)
+        self.row_emb = nn.Parameter(torch.zeros(cfg.row_bins, cfg.dim)) if cfg.row_bins else None
         self.apply(_init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
         for block in self.blocks:  # scaled residual projections (GPT-2)
@@ -132,29 +139,49 @@ class LocalTransformer(nn.Module):
                              f"got {None if positions is None else tuple(positions.shape)}")
         return canvas_rope(self.cfg, positions.to(device), self.pos_emb.dtype)
 
+    def band_embedding(self, canvas_rows: torch.Tensor | None, n_patches: int,
+                       device: torch.device) -> torch.Tensor | None:
+        """(N, L, dim) band embedding of N patches at `canvas_rows` (N, 2); None without bands."""
+        if self.row_emb is None:
+            return None
+        if canvas_rows is None or tuple(canvas_rows.shape) != (n_patches, 2):
+            raise ValueError(f"this model needs the canvas rows of its {n_patches} patches, "
+                             f"got {None if canvas_rows is None else tuple(canvas_rows.shape)}")
+        return self.row_emb[band_of_positions(self.cfg, canvas_rows.to(device))]
+
     def forward_train(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
-                      positions: torch.Tensor | None = None) -> torch.Tensor:
+                      positions: torch.Tensor | None = None,
+                      canvas_rows: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits for every token of every patch.
 
         tokens: (N, P) int64, patches of whole crops of the config's crop size folded into N,
         each in raster order — or anything else with its `positions` (N, 2) given; layout
-        indexes the same N patches as context. Returns logits (N, P, vocab).
+        indexes the same N patches as context. `canvas_rows` (N, 2) places the patches between
+        the canvas's top and bottom (vertical.py); without it the patches' rows span the canvas.
+        Returns logits (N, P, vocab).
         """
+        cfg = self.cfg
         if positions is None:
-            cfg = self.cfg
             positions = crop_grid_positions(cfg.crop_rows, cfg.crop_cols, cfg.crop_frames, tokens.shape[0])
-        return self.forward_patches(tokens, layout, backend, positions=positions)[0]
+        if canvas_rows is None and self.row_emb is not None:
+            canvas_rows = bounding_canvas_rows(cfg, positions)
+        return self.forward_patches(tokens, layout, backend, positions=positions, canvas_rows=canvas_rows)[0]
 
     def forward_patches(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
-                        pool=None, collect_kv: bool = False, positions: torch.Tensor | None = None):
-        """Teacher-forced pass over whole patches at patch coordinates `positions` (N, 2).
+                        pool=None, collect_kv: bool = False, positions: torch.Tensor | None = None,
+                        canvas_rows: torch.Tensor | None = None):
+        """Teacher-forced pass over whole patches at patch coordinates `positions` (N, 2) and
+        `canvas_rows` (N, 2) (needed by models with band embeddings, see vertical.py).
 
         Context K/V come from the same N patches (training: layout indexes them) or, with
         `pool`, from a ContextPool (layout indexes its slots: prefilling known patches).
         Returns (logits (N, P, vocab) or None, per-layer token K/V (layers, N, H, P, Dh) ×2 or None).
         """
-        x = self.embed(self.patch_inputs(tokens))                    # (N, P+1, dim)
         rope = self.rope(positions, tokens.shape[0], tokens.device)
+        x = self.embed(self.patch_inputs(tokens))                    # (N, P+1, dim)
+        bands = self.band_embedding(canvas_rows, tokens.shape[0], tokens.device)
+        if bands is not None:
+            x = x + bands
         keys, values = [], []
         for index, block in enumerate(self.blocks):
             q, k, v = block.attn.project(block.norm1(x), rope)       # (N, H, P+1, Dh) each

@@ -24,7 +24,7 @@ from ..checkpoint import load_state_into, load_tensors, read_config
 from ..config import from_dict, to_dict
 from ..errors import UserError
 from ..model.config import MODEL_PRESETS, ModelConfig
-from ..model.transformer import LocalTransformer
+from ..model.transformer import GAINABLE, LocalTransformer
 from ..tokenizer.cli import find_tokenizer_dir
 from ..data.datasets import list_images, warn
 from ..kernels import resolve_backend
@@ -70,21 +70,22 @@ ORDER_SEED_STRIDE = 1_000_003
 
 
 def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str,
-                   positions: torch.Tensor | None = None) -> float:
-    """Mean bits/token; `positions` as in `forward_train` (needed for crops not of the model's size)."""
+                   positions: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None) -> float:
+    """Mean bits/token; `positions` and `canvas_rows` as in `forward_train` (positions are needed
+    for crops not of the model's size)."""
     with torch.no_grad():
-        logits = model.forward_train(tokens, layout, backend, positions)
+        logits = model.forward_train(tokens, layout, backend, positions, canvas_rows)
         nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
     return float(nats) / math.log(2)
 
 
 def fixed_validation(sampler: TokenCropSampler, cfg: ModelConfig, count: int = 8, seed: int = 1234):
-    """The same validation crops and orders every time: (tokens, layout)."""
+    """The same validation crops and orders every time: (tokens, layout, canvas rows)."""
     sampler.generator.manual_seed(seed)
-    tokens = sampler.sample(count)
+    tokens, canvas_rows = sampler.sample_with_rows(count)
     generator = torch.Generator().manual_seed(seed)
     layout = batch_layout([sample_crop_contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
-    return tokens, layout
+    return tokens, layout, canvas_rows
 
 
 def train_model(run: ModelRun) -> Path:
@@ -119,7 +120,7 @@ def train_model(run: ModelRun) -> Path:
     torch.manual_seed(run.seed)
     model = LocalTransformer(cfg)
     if init_dir is not None:
-        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir))
+        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir), may_lack=GAINABLE)
     model.to(device)
 
     created = not out.exists()
@@ -146,7 +147,7 @@ def train_model(run: ModelRun) -> Path:
     sampler = TokenCropSampler(grids, cfg.crop_rows * cfg.crop_frames, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
                                seed=run.seed + dist.rank())
     order_rng = torch.Generator().manual_seed(run.seed + 1 + ORDER_SEED_STRIDE * dist.rank())
-    val_tokens, val_layout = fixed_validation(
+    val_tokens, val_layout, val_rows = fixed_validation(
         TokenCropSampler(val_grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w), cfg)
     val_tokens = val_tokens.to(device)
     start = 0
@@ -180,7 +181,8 @@ def train_model(run: ModelRun) -> Path:
     if keeper is not None and keeper.best is None and start == 0:
         model.eval()
         with dist.autocast(device):
-            keeper.offer(0, bits_per_token(model, val_tokens, val_layout, run.backend), model.save)
+            keeper.offer(0, bits_per_token(model, val_tokens, val_layout, run.backend, canvas_rows=val_rows),
+                         model.save)
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
                disable=not dist.is_main())
     for step in bar:
@@ -191,11 +193,12 @@ def train_model(run: ModelRun) -> Path:
         opt.zero_grad(set_to_none=True)
         losses = []
         for micro in range(accum):
-            tokens = sampler.sample(batch_size).to(device)                # (B·N, P)
+            tokens, canvas_rows = sampler.sample_with_rows(batch_size)    # (B·N, P), (B·N, 2)
+            tokens = tokens.to(device)
             layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
             with dist.no_sync([train_forward], micro < accum - 1):
                 with dist.autocast(device):
-                    logits = train_forward(tokens, layout, run.backend)   # (B·N, P, V)
+                    logits = train_forward(tokens, layout, run.backend, None, canvas_rows)   # (B·N, P, V)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
                 (loss / accum if accum > 1 else loss).backward()
             losses.append(loss.item())
@@ -208,7 +211,8 @@ def train_model(run: ModelRun) -> Path:
         if dist.is_main() and (done % run.val_every == 0 or done == run.steps):
             model.eval()
             with dist.autocast(device):
-                record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend)
+                record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend,
+                                                    canvas_rows=val_rows)
             if keeper is not None:
                 keeper.offer(done, record["val_bits"], model.save)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))

@@ -522,10 +522,10 @@ def heldout_bits(tokenizer, transformer_dir: Path, folder: Path, cache: Path, cr
     model = LocalTransformer.load(transformer_dir)
     cfg = dataclasses.replace(model.cfg, crop_rows=crop[0], crop_cols=crop[1])  # crops may differ from the model's
     grids = pretokenize(folder, tokenizer, cache, (crop[0] * cfg.patch_h, crop[1] * cfg.patch_w), flips=False)
-    tokens, layout = fixed_validation(TokenCropSampler(grids, crop[0], crop[1], cfg.patch_h, cfg.patch_w),
-                                      cfg, count=VAL_CROPS)
+    tokens, layout, canvas_rows = fixed_validation(
+        TokenCropSampler(grids, crop[0], crop[1], cfg.patch_h, cfg.patch_w), cfg, count=VAL_CROPS)
     positions = crop_grid_positions(crop[0], crop[1], cfg.crop_frames, tokens.shape[0])
-    return bits_per_token(model, tokens, layout, backend, positions)
+    return bits_per_token(model, tokens, layout, backend, positions, canvas_rows)
 
 
 def probe_tokenizer_step(cfg: TokenizerConfig) -> float:

@@ -96,14 +96,21 @@ class TokenCropSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, count: int) -> torch.Tensor:
+        return self.sample_with_rows(count)[0]
+
+    def sample_with_rows(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` crops → (tokens (B·N, P), canvas rows (B·N, 2)): each patch's first token row in
+        its image and the image's height in token rows (the band embedding's input, vertical.py)."""
         h, w = self.rows * self.ph, self.cols * self.pw
-        crops = []
+        crops, rows = [], []
         for _ in range(count):
             grid = self.grids[int(torch.randint(len(self.grids), (1,), generator=self.generator))]
             y = int(torch.randint(grid.shape[0] - h + 1, (1,), generator=self.generator))
             x = int(torch.randint(grid.shape[1] - w + 1, (1,), generator=self.generator))
             crops.append(torch.from_numpy(grid[y: y + h, x: x + w].astype(np.int64)))
-        return to_patches(torch.stack(crops), self.rows, self.cols, self.ph, self.pw)
+            for r in range(self.rows):
+                rows.extend([[y + r * self.ph, grid.shape[0]]] * self.cols)
+        return to_patches(torch.stack(crops), self.rows, self.cols, self.ph, self.pw), torch.tensor(rows)
 
 
 def to_patches(grids: torch.Tensor, rows: int, cols: int, ph: int, pw: int) -> torch.Tensor:

@@ -1,0 +1,87 @@
+"""Band embeddings (vertical.py): which band a token falls in, that a zero table changes
+nothing, that the bands move the logits, and that training crops know where they were cut."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nuwa_inf.config import from_preset
+from nuwa_inf.kernels import PatchLayout
+from nuwa_inf.model.config import MODEL_PRESETS, ModelConfig
+from nuwa_inf.model.transformer import LocalTransformer
+from nuwa_inf.model.vertical import band_of_positions, bounding_canvas_rows
+from nuwa_inf.train.token_cache import TokenCropSampler
+
+
+def tiny(**overrides) -> LocalTransformer:
+    torch.manual_seed(0)
+    return LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny", overrides)).eval()
+
+
+def no_context(n: int, cfg: ModelConfig) -> PatchLayout:
+    return PatchLayout(torch.full((n, 1), -1), None, cfg.n_offsets)
+
+
+def test_bands_split_the_canvas_height_evenly():
+    cfg = from_preset(ModelConfig, MODEL_PRESETS, "tiny", {"row_bins": 4})   # 4×4-token patches
+    canvas = 8 * cfg.patch_h                                                   # 8 patch rows, 32 token rows
+    rows = torch.tensor([[r * cfg.patch_h, canvas] for r in range(8)])
+    bands = band_of_positions(cfg, rows)                                       # (8, 17)
+    assert bands.shape == (8, cfg.seq_len)
+    assert bands[:, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]                    # two patch rows per band
+    assert bands[0].max() == 0 and bands[-1].min() == 3
+    # token rows inside one patch can straddle a band edge: 24 token rows, 4 bands of 6
+    straddling = band_of_positions(cfg, torch.tensor([[4, 24]]))[0]
+    token_rows = 4 + torch.arange(cfg.seq_len).clamp_max(cfg.patch_tokens - 1) // cfg.patch_w
+    assert straddling.tolist() == (token_rows // 6).tolist()
+
+
+def test_bounding_rows_of_a_crop_grid():
+    cfg = from_preset(ModelConfig, MODEL_PRESETS, "tiny", {})
+    positions = torch.tensor([[3, 0], [3, 1], [4, 0], [4, 1]])
+    assert bounding_canvas_rows(cfg, positions).tolist() == [[0, 8], [0, 8], [4, 8], [4, 8]]
+
+
+def test_a_zero_band_table_changes_nothing():
+    """A model given bands later starts exactly where the model without them was."""
+    without, banded = tiny(row_bins=0), tiny(row_bins=4)
+    banded.load_state_dict({**without.state_dict(), "row_emb": torch.zeros_like(banded.row_emb)})
+    tokens = torch.randint(0, without.cfg.vocab_size, (6, without.cfg.patch_tokens))
+    layout = no_context(6, without.cfg)
+    with torch.no_grad():
+        assert torch.equal(without.forward_train(tokens, layout), banded.forward_train(tokens, layout))
+
+
+def test_bands_move_the_logits_by_canvas_height_only():
+    model = tiny(row_bins=4)
+    cfg = model.cfg
+    with torch.no_grad():
+        model.row_emb.normal_()
+    tokens = torch.randint(0, cfg.vocab_size, (2, cfg.patch_tokens), generator=torch.Generator().manual_seed(1))
+    positions = torch.tensor([[0, 0], [0, 1]])
+    layout = no_context(2, cfg)
+
+    def logits(top: int, height: int) -> torch.Tensor:
+        with torch.no_grad():
+            return model.forward_train(tokens, layout, positions=positions,
+                                       canvas_rows=torch.tensor([[top, height]] * 2))
+
+    assert not torch.allclose(logits(0, 32), logits(28, 32))                   # top band vs bottom band
+    assert torch.equal(logits(0, 32), logits(1, 32))                          # same bands: same logits
+    assert torch.equal(logits(8, 32), logits(16, 64))                         # only the fraction counts
+    with pytest.raises(ValueError, match="canvas rows"):
+        model.forward_patches(tokens, layout, positions=positions)            # inference must say where
+
+
+def test_crops_know_where_they_were_cut():
+    """Every token of a sampled crop equals its canvas row (the grid is painted with row numbers)."""
+    ph, pw, rows, cols = 4, 4, 2, 3
+    grids = [np.repeat(np.arange(h, dtype=np.int16)[:, None], w, axis=1) for h, w in [(20, 30), (9, 12)]]
+    sampler = TokenCropSampler(grids, rows, cols, ph, pw, seed=3)
+    tokens, canvas_rows = sampler.sample_with_rows(16)                         # (16·6, 16), (16·6, 2)
+    assert canvas_rows.shape == (16 * rows * cols, 2)
+    first_token_row = tokens.view(-1, ph, pw)[:, 0, 0]
+    assert torch.equal(first_token_row, canvas_rows[:, 0])
+    assert set(canvas_rows[:, 1].tolist()) == {20, 9}                          # both images were drawn
+    assert torch.equal(tokens.view(-1, ph, pw)[:, -1, 0], canvas_rows[:, 0] + ph - 1)
