@@ -12,11 +12,11 @@ from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from nuwa_inf.tokenizer.vqgan import VQGAN
 
 
-def make_model_dir(path: Path, seed: int = 0) -> Path:
+def make_model_dir(path: Path, seed: int = 0, **model_overrides) -> Path:
     torch.manual_seed(seed)
     tokenizer = VQGAN(from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny"))
     transformer = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny",
-                                               {"vocab_size": tokenizer.codebook_size}))
+                                               {"vocab_size": tokenizer.codebook_size, **model_overrides}))
     with torch.no_grad():  # make the untrained model's logits peaked enough to give varied images
         transformer.head.weight.mul_(50)
     tokenizer.save(path / "tokenizer")

@@ -77,6 +77,21 @@ def test_model_init_loads_the_weights_then_improves(model_dir, photos, tmp_path)
     assert np.mean([r["loss"] for r in log[-3:]]) < 0.5 * log[0]["loss"]
 
 
+def test_init_may_gain_band_embeddings(photos, tmp_path):
+    """A checkpoint made without bands fine-tunes into one with them: the same start, then they learn."""
+    from nuwa_inf.model.transformer import LocalTransformer
+
+    old = make_model_dir(tmp_path / "old", row_bins=0)
+    assert LocalTransformer.load(old / "transformer").row_emb is None
+    plain, banded = tmp_path / "plain", tmp_path / "banded"
+    common = ["--data", str(photos), "--tokenizer", str(old), "--init", str(old), "--steps", "6", "--threads", "1"]
+    assert main(["train", "model", "--out", str(plain), *common]) == 0
+    assert main(["train", "model", "--out", str(banded), *common, "--set", "row_bins=4"]) == 0
+    assert read_log(banded / "log.jsonl")[0]["loss"] == pytest.approx(read_log(plain / "log.jsonl")[0]["loss"], rel=1e-5)
+    gained = LocalTransformer.load(banded).row_emb
+    assert gained is not None and gained.shape == (4, 32) and gained.abs().sum() > 0
+
+
 def test_tokenizer_init_loads_the_weights_then_improves(model_dir, photos, tmp_path):
     from nuwa_inf.data.datasets import CropSampler
     from nuwa_inf.tokenizer.losses import reconstruction_loss
