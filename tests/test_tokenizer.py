@@ -169,3 +169,23 @@ def test_reconstruct_unreadable_input_is_one_line_exit_2(tmp_path, tiny_tokenize
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "broken.png" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_channel_shuffle_permutes_whole_crops(tmp_path):
+    """With channel_shuffle the crops are the same pixels with their RGB channels reordered;
+    over many crops every other order turns up, and without it none does."""
+    from PIL import Image
+
+    from nuwa_inf.data.datasets import CHANNEL_ORDERS, CropSampler
+
+    rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 10, 120, 250                      # three distinct planes
+    Image.fromarray(rgb).save(tmp_path / "flat.png")
+    seen = set()
+    for crop in CropSampler(tmp_path, 16, flip=False, seed=0, channel_shuffle=0.9).sample(200):
+        values = tuple(int(round((float(crop[c, 0, 0]) + 1) * 127.5)) for c in range(3))
+        assert sorted(values) == [10, 120, 250] and (crop == crop[:, :1, :1]).all()
+        seen.add(values)
+    assert seen == {(10, 120, 250)} | {tuple(rgb[0, 0, order].tolist()) for order in CHANNEL_ORDERS}
+    plain = CropSampler(tmp_path, 16, flip=False, seed=0).sample(20)
+    assert torch.allclose(plain[:, :, 0, 0], torch.tensor([10, 120, 250]) / 127.5 - 1.0)

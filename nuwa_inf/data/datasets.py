@@ -80,20 +80,28 @@ class ImageCache:
         return image
 
 
+CHANNEL_ORDERS = [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]  # every RGB order but the identity
+
+
 class CropSampler:
     """Random `crop`×`crop` RGB crops (optionally flipped) from a folder or one huge image.
 
     Images smaller than the crop are upscaled (nearest-free: bicubic via PIL) to fit,
     with a one-time message naming them. Unreadable images are dropped with a warning.
+    `channel_shuffle`: the share of crops whose RGB channels are permuted (one of the five
+    other orders). A tokenizer trained on mostly grey-brown scrolls otherwise learns codes that
+    say "light, grainy" but not which hue: the same code then stands for a blue sky in one
+    image and an orange one in another, and the transformer cannot carry a palette.
     """
 
     def __init__(self, path: str | Path, crop: int, flip: bool = True, seed: int = 0,
-                 cache_bytes: int = 4 << 30):
+                 cache_bytes: int = 4 << 30, channel_shuffle: float = 0.0):
         self.root = Path(path)
         self.files = list_images(self.root)
         self.captions = read_captions(self.files, self.root)
         self.crop = crop
         self.flip = flip
+        self.channel_shuffle = channel_shuffle
         self.cache = ImageCache(cache_bytes)
         self.generator = torch.Generator().manual_seed(seed)
         self.bad: set[Path] = set()
@@ -131,6 +139,9 @@ class CropSampler:
             crop = image[y: y + self.crop, x: x + self.crop]
             if self.flip and bool(torch.rand((), generator=self.generator) < 0.5):
                 crop = crop[:, ::-1]
+            if self.channel_shuffle > 0 and bool(torch.rand((), generator=self.generator) < self.channel_shuffle):
+                other = int(torch.randint(len(CHANNEL_ORDERS), (1,), generator=self.generator))
+                crop = crop[:, :, CHANNEL_ORDERS[other]]
             crops.append(np.ascontiguousarray(crop))
         batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
         return batch / 127.5 - 1.0

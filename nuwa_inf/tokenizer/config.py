@@ -34,6 +34,7 @@ class TokenizerConfig:
     crop: int = 128
     batch_size: int = 8
     freeze: str = "none"             # "none" | "encoder" (encoder + quantiser fixed: codes stay valid)
+    channel_shuffle: float = 0.0     # share of crops with their RGB channels permuted (codes must carry hue)
 
     @property
     def downsample(self) -> int:
@@ -52,6 +53,8 @@ class TokenizerConfig:
             raise UserError(f"fsq_levels must all be >= 2, got {self.fsq_levels}")
         require_positive("tokenizer", lr=self.lr, crop=self.crop, batch_size=self.batch_size,
                          disc_ch=self.disc_ch)
+        if not 0 <= self.channel_shuffle <= 1:
+            raise UserError(f"channel_shuffle must be in [0, 1], got {self.channel_shuffle}")
         if self.freeze not in ("none", "encoder"):
             raise UserError(f"freeze must be 'none' or 'encoder', got {self.freeze!r}")
         if self.crop % self.downsample:
@@ -64,8 +67,9 @@ TOKENIZER_PRESETS = {
                  fsq_levels=(4, 4), crop=64, batch_size=4, disc_start=50, disc_ch=8),
     # the CPU default and the bundled model's tokenizer
     "small": dict(ch=32, ch_mult=(1, 2, 2, 4, 4), num_res_blocks=1, z_channels=128,
-                  fsq_levels=(8, 8, 8, 8), crop=128, batch_size=8),
+                  fsq_levels=(8, 8, 8, 8), crop=128, batch_size=8, channel_shuffle=0.5),
     # paper-like, for GPUs: 16384 codes (4^7)
     "base": dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256,
-                 fsq_levels=(4, 4, 4, 4, 4, 4, 4), crop=256, batch_size=16, disc_start=20000, disc_ch=64, lr=1e-4),
+                 fsq_levels=(4, 4, 4, 4, 4, 4, 4), crop=256, batch_size=16, disc_start=20000, disc_ch=64, lr=1e-4,
+                 channel_shuffle=0.5),
 }

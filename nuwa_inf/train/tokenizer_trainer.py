@@ -80,7 +80,8 @@ def train_tokenizer(run: TokenizerRun) -> Path:
                  if cfg.freeze == "none" or name.startswith("decoder.")]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
-    sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed + dist.rank())
+    sampler = CropSampler(run.data, cfg.crop, flip=True, seed=run.seed + dist.rank(),
+                          channel_shuffle=cfg.channel_shuffle)
     check_readable(sampler)
     start = 0
     if checkpoint is not None:

@@ -1,0 +1,90 @@
+"""Does the tokenizer keep colour? Round-trip errors in luma and chroma, and how much of a
+block's colour its code determines.
+
+A code stands for a 16×16-pixel block. If the same code is used for a blue sky in one image
+and an orange one in another, the transformer cannot carry a palette across the canvas
+however well it is trained. For every image block this measures luma Y and chroma (Cb, Cr)
+(BT.601, 0–255), then:
+
+* round trip: mean |ΔY|, |ΔCb|, |ΔCr| of decode(encode(image)) per pixel;
+* explained by the code: 1 − (variance of a block's mean value among blocks with the same
+  code) / (variance among all blocks), for Y and for chroma. 1: the code fixes it; 0: the
+  code says nothing about it.
+
+    .venv/bin/python benchmarks/tokenizer_colour.py --data VAL_IMAGES [--model DIR] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+
+from common import write_json  # noqa: E402  (adds the repo to sys.path)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nuwa_inf.data.datasets import list_images  # noqa: E402
+from nuwa_inf.images import load_rgb  # noqa: E402
+from nuwa_inf.infer.bundle import load_bundle  # noqa: E402
+from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled  # noqa: E402
+
+BT601 = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB 0–255 → (..., 3) Y, Cb, Cr (offsets dropped: only differences matter here)."""
+    return rgb.astype(np.float64) @ BT601.T
+
+
+def explained(values: np.ndarray, codes: np.ndarray) -> float:
+    """Share of the variance of `values` (N, C) that the code identity (N,) accounts for."""
+    total = ((values - values.mean(0)) ** 2).sum()
+    within = 0.0
+    for code in np.unique(codes):
+        group = values[codes == code]
+        within += ((group - group.mean(0)) ** 2).sum()
+    return float(1 - within / total) if total > 0 else 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="images (a folder or one image)")
+    parser.add_argument("--model", default="default", help="model or tokenizer directory (default: the bundled model)")
+    parser.add_argument("--max-side", type=int, default=2048, help="centre crop of each image, at most this size")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+
+    tokenizer = load_bundle(args.model, "cpu").tokenizer
+    f = tokenizer.downsample
+    errors, blocks, codes = [], [], []
+    for path in list_images(args.data):
+        image = load_rgb(path)
+        h = min(image.shape[0], args.max_side) // f * f
+        w = min(image.shape[1], args.max_side) // f * f
+        y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+        image = image[y0:y0 + h, x0:x0 + w]
+        grid = encode_tiled(tokenizer, image)                                  # (h/f, w/f)
+        recon = decode_tiled(tokenizer, grid)
+        errors.append(np.abs(ycbcr(recon) - ycbcr(image)).reshape(-1, 3).mean(0))
+        block_means = image.reshape(h // f, f, w // f, f, 3).mean((1, 3))     # (h/f, w/f, 3)
+        blocks.append(ycbcr(block_means).reshape(-1, 3))
+        codes.append(grid.reshape(-1))
+    blocks_all, codes_all = np.concatenate(blocks), np.concatenate(codes)
+    error = np.mean(errors, axis=0)
+    result = {
+        "images": len(errors),
+        "round_trip_abs_error": {"Y": float(error[0]), "Cb": float(error[1]), "Cr": float(error[2])},
+        "explained_by_code": {"luma": explained(blocks_all[:, :1], codes_all),
+                              "chroma": explained(blocks_all[:, 1:], codes_all)},
+        "codes_used": int(np.unique(codes_all).size),
+    }
+    print(f"{result['images']} images, {blocks_all.shape[0]} blocks, {result['codes_used']} distinct codes")
+    print(f"round trip mean |error| per pixel (0-255): Y {error[0]:.2f}  Cb {error[1]:.2f}  Cr {error[2]:.2f}")
+    print(f"share of block variance the code explains: luma {result['explained_by_code']['luma']:.3f}  "
+          f"chroma {result['explained_by_code']['chroma']:.3f}")
+    write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
