@@ -24,8 +24,9 @@ import torch  # noqa: E402
 
 from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
-from nuwa_inf.infer.bundle import load_bundle  # noqa: E402
+from nuwa_inf.tokenizer.cli import find_tokenizer_dir  # noqa: E402
 from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled  # noqa: E402
+from nuwa_inf.tokenizer.vqgan import VQGAN  # noqa: E402
 
 BT601 = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
@@ -48,13 +49,13 @@ def explained(values: np.ndarray, codes: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="images (a folder or one image)")
-    parser.add_argument("--model", default="default", help="model or tokenizer directory (default: the bundled model)")
+    parser.add_argument("--model", default="default", help="model, tokenizer or tokenizer-run directory (default: bundled)")
     parser.add_argument("--max-side", type=int, default=2048, help="centre crop of each image, at most this size")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
 
-    tokenizer = load_bundle(args.model, "cpu").tokenizer
+    tokenizer = VQGAN.load(find_tokenizer_dir(args.model))
     f = tokenizer.downsample
     errors, blocks, codes = [], [], []
     for path in list_images(args.data):
