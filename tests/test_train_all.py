@@ -261,3 +261,30 @@ def test_keep_best_ends_with_the_best_validated_weights(model_dir, photos, tmp_p
     start = LocalTransformer.load(model_dir / "transformer").state_dict()
     same_as_start = all(torch.equal(kept[name], start[name]) for name in start)
     assert same_as_start == best_is_start
+
+
+def test_patience_stops_when_validation_stops_improving(model_dir, photos, tmp_path, capsys):
+    """At a diverging learning rate no validation beats the one before step 1 (as in the test
+    above): --patience 2 at every 3 steps must stop at step 6 of 30, saved, ending with the
+    starting weights."""
+    from nuwa_inf.model.transformer import LocalTransformer
+    from nuwa_inf.train.state import latest_checkpoint
+
+    out = tmp_path / "patient"
+    args = ["train", "model", "--data", str(photos), "--val-data", str(photos), "--out", str(out),
+            "--tokenizer", str(model_dir), "--init", str(model_dir), "--config", "tiny", "--steps", "30",
+            "--val-every", "3", "--threads", "1", "--keep-best", "--set", "lr=5"]
+    assert main(args + ["--patience", "2"]) == 0
+    assert "stopping at step 6" in capsys.readouterr().out
+    assert [r["step"] for r in read_log(out / "log.jsonl")][-1] == 6
+    assert latest_checkpoint(out) is not None and "00000006" in str(latest_checkpoint(out))
+    kept = LocalTransformer.load(out).state_dict()
+    start = LocalTransformer.load(model_dir / "transformer").state_dict()
+    assert all(torch.equal(kept[name], start[name]) for name in start)
+
+
+def test_patience_needs_keep_best(model_dir, photos, tmp_path, capsys):
+    args = ["train", "model", "--data", str(photos), "--out", str(tmp_path / "p"), "--tokenizer", str(model_dir),
+            "--config", "tiny", "--steps", "3", "--patience", "2"]
+    assert main(args) == 2
+    assert "--patience needs --keep-best" in capsys.readouterr().err

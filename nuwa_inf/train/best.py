@@ -5,6 +5,8 @@ rise while the training bits keep falling. With `keep_best`, the trainer measure
 first step and at every validation, copies the weights that scored lowest to `OUT/best/`
 (`best.json` says step and score), and at the end makes them the run's usable top-level model.
 Training checkpoints stay the latest ones, so `--resume` continues the run as before.
+With a patience of N validations, the run stops once N validations in a row have not beaten the
+best: the steps after that would only be thrown away.
 """
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ class BestKeeper:
         staging.rename(self.dir)
         self.best = {"step": step, "val_bits": val_bits}
         return True
+
+    def stale(self, step: int, patience_steps: int) -> bool:
+        """True when the best is at least `patience_steps` steps behind `step`."""
+        return self.best is not None and step - self.best["step"] >= patience_steps
 
     def promote(self) -> dict | None:
         """Make the kept weights the run's top-level model; returns best.json's record."""

@@ -12,24 +12,28 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
     parser.add_argument("--val-every", type=int, default=250)
     parser.add_argument("--keep-best", action="store_true",
                         help="end with the weights that scored best on validation (also before step 1)")
+    parser.add_argument("--patience", type=int, default=None, metavar="N",
+                        help="with --keep-best: stop after N validations in a row without a new best")
     parser.add_argument("--no-flips", action="store_true", help="do not add mirrored images to the token cache")
     parser.add_argument("--attn-backend", default="auto", help="auto | sdpa | triton | xformers | reference")
 
     def run(args: argparse.Namespace) -> int:
+        from ..errors import UserError
         from .distributed import is_main
         from .model_trainer import ModelRun, train_model
 
         check_positive(args)
         if args.val_every <= 0:
-            from ..errors import UserError
             raise UserError(f"--val-every must be positive, got {args.val_every}")
+        if args.patience is not None and (args.patience <= 0 or not args.keep_best):
+            raise UserError(f"--patience needs --keep-best and a positive count, got {args.patience}")
         out = train_model(ModelRun(
             data=args.data, out=args.out, tokenizer=args.tokenizer, val_data=args.val_data, config=args.config,
             overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
             val_every=args.val_every, seed=args.seed, resume=args.resume, init=args.init,
             time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend,
             flips=not args.no_flips, grad_accum=args.grad_accum, device=args.device,
-            keep_best=args.keep_best))
+            keep_best=args.keep_best, patience=args.patience))
         if is_main():
             print(f"model written to {out}")
         return 0

@@ -63,6 +63,7 @@ class ModelRun:
     grad_accum: int = 1               # micro-batches per optimizer step
     device: str = "auto"              # auto | cpu | cuda (under torchrun: this rank's GPU)
     keep_best: bool = False           # end with the weights of the best validation (see best.py)
+    patience: int | None = None       # with keep_best: stop after this many validations without a new best
 
 # A rank's order generator is seeded seed + 1 + ORDER_SEED_STRIDE·rank: apart from every
 # rank's crop generator (seed + rank), and seed + 1 for one process, as before.
@@ -86,6 +87,17 @@ def fixed_validation(sampler: TokenCropSampler, cfg: ModelConfig, count: int = 8
     generator = torch.Generator().manual_seed(seed)
     layout = batch_layout([sample_crop_contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
     return tokens, layout, canvas_rows
+
+
+def out_of_patience(run: ModelRun, keeper: BestKeeper | None, done: int, device) -> str | None:
+    """Why to stop early, or None: `patience` validations in a row without a new best (agreed
+    across ranks; only the main rank keeps the best)."""
+    if not run.patience or done % run.val_every or done == run.steps:
+        return None
+    if not dist.any_rank(keeper is not None and keeper.stale(done, run.patience * run.val_every), device):
+        return None
+    best = f" (step {keeper.best['step']}, {keeper.best['val_bits']:.3f} bits/token)" if keeper is not None else ""
+    return f"stopping at step {done}: {run.patience} validations without beating the best{best}"
 
 
 def train_model(run: ModelRun) -> Path:
@@ -216,7 +228,8 @@ def train_model(run: ModelRun) -> Path:
             if keeper is not None:
                 keeper.offer(done, record["val_bits"], model.save)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))
-        if finish_step(done, run.steps, run.save_every, record, log, save, run.time_budget, started, device, bar):
+        if finish_step(done, run.steps, run.save_every, record, log, save, run.time_budget, started, device, bar,
+                       stop_reason=out_of_patience(run, keeper, done, device)):
             break
     bar.close()
     if log is not None:

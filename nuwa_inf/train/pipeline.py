@@ -15,7 +15,8 @@ continues the stage that was running from its last checkpoint):
   4. transformer  pre-tokenise, then fine-tune (or train) the transformer; 10 % of the
                 training images (when 4+ remain) only validate, every 1/20 of the steps,
                 and the best step — the starting weights included — is what is kept
-                (small sets over-fit within a few hundred steps).
+                (small sets over-fit within a few hundred steps); after PATIENCE
+                validations in a row without a new best the stage stops early.
   5. after      measure again, write OUT/tokenizer, print before/after.
 
 OUT is a model directory (`--model OUT`): OUT/tokenizer/ and OUT/transformer/ (the
@@ -51,6 +52,7 @@ from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 
 STATE_FILE = "pipeline.json"
 DEFAULT_TIME_BUDGET = 20 * 60.0
+PATIENCE = 5  # transformer validations (1/20 of its steps each) without a new best before it stops
 MAX_VAL_IMAGES = 16
 VAL_CROP_PX = 512               # tokenizer PSNR is measured on a centre crop this size at most
 VAL_CROPS = 16                  # transformer bits/token: this many fixed crops
@@ -379,8 +381,8 @@ class Pipeline:
             val_data=str(tune if has_tune else self.work / "val_crops"), config=preset, overrides=overrides,
             steps=steps, save_every=save_every(steps), val_every=max(1, steps // 20), seed=run.seed,
             resume=has_checkpoint(out), init=run.init, time_budget=budget, threads=run.threads,
-            backend=run.backend, keep_best=True))
-        self.finish_stage("transformer", steps={**self.state.get("steps", {}), "transformer": steps})
+            backend=run.backend, keep_best=True, patience=PATIENCE))
+        self.finish_stage("transformer", steps={**self.state.get("steps", {}), "transformer": last_step(out, steps)})
 
     def stage_budget(self, name: str, share: float, probe, reserve: float = 0.0) -> tuple[int, float | None]:
         """(steps, seconds) for a training stage: --steps and/or its share of the time left;
@@ -576,6 +578,13 @@ def _time_second_call(step) -> float:
 
 def save_every(steps: int) -> int:
     return max(1, min(500, steps // 10))
+
+
+def last_step(run_dir: Path, planned: int) -> int:
+    """The step a training run ended at (its log's last record), or `planned` if it has none."""
+    log = run_dir / "log.jsonl"
+    lines = log.read_text().splitlines() if log.is_file() else []
+    return json.loads(lines[-1])["step"] if lines else planned
 
 
 def has_checkpoint(run_dir: Path) -> bool:
