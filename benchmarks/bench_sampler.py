@@ -44,7 +44,6 @@ import torch  # noqa: E402
 from nuwa_inf.kernels import PatchLayout  # noqa: E402
 from nuwa_inf.model.context_pool import ContextPool  # noqa: E402
 from nuwa_inf.model.sampler import WaveSampler, pick_tokens  # noqa: E402
-from nuwa_inf.model.vertical import band_of_positions  # noqa: E402
 
 # context offsets (Δt, Δrow, Δcol) in the order a sweep / strips order meets them
 OFFSETS = [(0, 0, -1), (0, -1, -1), (0, -1, 0), (0, -1, 1), (0, 1, -1), (0, 0, 1), (0, 1, 0), (0, 1, 1)]
@@ -108,9 +107,10 @@ def naive_step(setup: Setup, prefix: torch.Tensor, t: int) -> torch.Tensor:
     xc = model.embed(model.patch_inputs(setup.ctx_tokens))                    # (n·m, P+1, d)
     ids = torch.cat([torch.full((n, 1), model.bos, dtype=torch.int64), prefix[:, :t]], dim=1)
     xq = model.embed(ids)                                                     # (n, t+1, d)
-    if model.row_emb is not None:  # band embeddings (vertical.py)
-        xc = xc + model.row_emb[band_of_positions(model.cfg, setup.ctx_rows)]
-        xq = xq + model.row_emb[band_of_positions(model.cfg, setup.query_rows)[:, :t + 1]]
+    bands_c = model.band_embedding(setup.ctx_rows, n * setup.m, xc.device)     # (n·m, P+1, d) or None
+    if bands_c is not None:
+        xc = xc + bands_c
+        xq = xq + model.band_embedding(setup.query_rows, n, xq.device)[:, :t + 1]
     layout_q, layout_c = setup.naive_layout(), setup.no_context(n * setup.m)
     rope_c = model.rope(setup.ctx_rc, n * setup.m, xc.device)
     rope_q = model.rope(setup.query_rc, n, xq.device)
