@@ -29,11 +29,12 @@ def image_folder(tmp_path):
     return folder
 
 
-@pytest.fixture
-def tiny_tokenizer():
+@pytest.fixture(params=[False, True], ids=["plain", "shortcuts"])
+def tiny_tokenizer(request):
+    """The tiny tokenizer at random weights, without and with the down/upsampling shortcuts."""
     from nuwa_inf.config import from_preset
     from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
     from nuwa_inf.tokenizer.vqgan import VQGAN
 
     torch.manual_seed(0)
-    return VQGAN(from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny")).eval()
+    return VQGAN(from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"shortcuts": request.param})).eval()

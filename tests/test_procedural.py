@@ -127,6 +127,18 @@ def test_cli_writes_images_and_captions(tmp_path):
     assert (out / "scroll_00000.txt").read_text().strip() == caption(sample_attributes(image_seed(3, 0)))
 
 
+def test_cli_attrs_fix_attributes_for_every_item(tmp_path):
+    out = tmp_path / "day"
+    assert main(["data", "procedural", "--out", str(out), "--count", "3", "--width", "64", "--height", "32",
+                 "--seed", "5", "--attrs", "palette=blue-green", "time=day", "trees=none"]) == 0
+    for index in range(3):
+        seed = image_seed(5, index)
+        attrs = {**sample_attributes(seed), "palette": "blue-green", "time": "day", "trees": None}
+        assert (out / f"scroll_{index:05d}.txt").read_text().strip() == caption(attrs)
+        img = np.asarray(Image.open(out / f"scroll_{index:05d}.png"))
+        assert np.array_equal(img, render_scroll(64, 32, seed, attrs=attrs))
+
+
 def test_cli_writes_clips(tmp_path):
     out = tmp_path / "clips"
     assert main(["data", "procedural", "--out", str(out), "--count", "1", "--width", "64", "--height", "32",
@@ -136,7 +148,8 @@ def test_cli_writes_clips(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--count", "0"], ["--width", "-5"], ["--height", "2000000"],
-                                   ["--video", "--frames", "0"], ["--width", "wide"]])
+                                   ["--video", "--frames", "0"], ["--width", "wide"],
+                                   ["--attrs", "palette=sepia"], ["--attrs", "colour=red"], ["--attrs", "palette"]])
 def test_cli_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags):
     try:
         code = main(["data", "procedural", "--out", str(tmp_path / "o"), *flags])
@@ -145,6 +158,7 @@ def test_cli_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err and "\n" not in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 def test_cli_unwritable_out_dir(tmp_path, capsys):

@@ -189,3 +189,68 @@ def test_channel_shuffle_permutes_whole_crops(tmp_path):
     assert seen == {(10, 120, 250)} | {tuple(rgb[0, 0, order].tolist()) for order in CHANNEL_ORDERS}
     plain = CropSampler(tmp_path, 16, flip=False, seed=0).sample(20)
     assert torch.allclose(plain[:, :, 0, 0], torch.tensor([10, 120, 250]) / 127.5 - 1.0)
+
+
+def test_chroma_weight_charges_hue_errors_not_luma_errors():
+    """The chroma term is zero for a grey shift (same change in R, G, B), positive for a hue
+    shift of the same RGB L1 size, and chroma_weight=0 leaves the loss as it was."""
+    from nuwa_inf.tokenizer.losses import reconstruction_loss
+
+    target = torch.rand(2, 3, 8, 8) * 0.5 - 0.25
+    grey_shift = target + 0.1                                                  # luma only
+    hue_shift = target + torch.tensor([0.3, 0.0, 0.0]).view(1, 3, 1, 1)        # same mean |ΔRGB|
+    for recon in (grey_shift, hue_shift):
+        plain = reconstruction_loss(recon, target, 1.0, 0.0, 0.0)
+        assert plain == pytest.approx(0.1)
+        assert reconstruction_loss(recon, target, 1.0, 0.0, 0.0, chroma_l1=0.0) == plain
+    assert reconstruction_loss(grey_shift, target, 1.0, 0.0, 0.0, chroma_l1=2.0) == pytest.approx(0.1, abs=1e-6)
+    expected_chroma = 2.0 * 0.3 * (0.168736 + 0.5) / 2                         # mean |ΔCb|, |ΔCr| for ΔR
+    assert reconstruction_loss(hue_shift, target, 1.0, 0.0, 0.0, chroma_l1=2.0) == pytest.approx(0.1 + expected_chroma)
+
+
+def test_negative_chroma_weight_is_refused():
+    with pytest.raises(UserError, match="chroma_weight"):
+        from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"chroma_weight": -1.0})
+
+
+def test_match_channels_averages_groups_and_repeats():
+    from nuwa_inf.tokenizer.layers import match_channels
+
+    x = torch.arange(8.0).view(1, 8, 1, 1)
+    assert match_channels(x, 2).flatten().tolist() == [1.5, 5.5]                # means of 0..3 and 4..7
+    assert match_channels(x[:, :2], 6).flatten().tolist() == [0, 0, 0, 1, 1, 1]
+    assert match_channels(x, 8) is x
+    with pytest.raises(ValueError):
+        match_channels(x, 3)
+
+
+def test_shortcuts_pass_features_through_when_the_convs_are_zero():
+    """With the shortcuts and every conv zeroed, Downsample averages pixels of each 2×2
+    neighbourhood into channels and Upsample hands each channel back to its 2×2 pixels: the
+    parameter-free path DC-AE's residual autoencoding adds around resampling."""
+    from nuwa_inf.tokenizer.layers import Downsample, Upsample
+
+    down, up = Downsample(4, 8, shortcut=True), Upsample(8, 4, shortcut=True)
+    for conv in (down.conv, up.conv):
+        torch.nn.init.zeros_(conv.weight)
+        torch.nn.init.zeros_(conv.bias)
+    x = torch.randn(1, 4, 6, 6)
+    folded = down(x)                                                           # (1, 8, 3, 3)
+    for k in range(8):  # channel k: input channel k // 2, row k % 2 of each 2×2 neighbourhood
+        expected = x[0, k // 2, k % 2::2, :].reshape(3, 3, 2).mean(-1)
+        assert torch.allclose(folded[0, k], expected)
+    unfolded = up(folded)                                                      # (1, 4, 6, 6)
+    for c in range(4):
+        for dy in range(2):
+            for dx in range(2):
+                assert torch.allclose(unfolded[0, c, dy::2, dx::2], folded[0, (4 * c + 2 * dy + dx) // 2])
+    assert not torch.allclose(Downsample(4, 8)(x), folded)                     # without: just the conv
+
+
+def test_configs_without_shortcuts_key_load_as_before():
+    """Checkpoints written before the option existed have no `shortcuts` key: they load without
+    the shortcuts, so the bundled weights decode exactly as they were trained."""
+    from nuwa_inf.config import from_dict, to_dict
+
+    old = {k: v for k, v in to_dict(TokenizerConfig()).items() if k != "shortcuts"}
+    assert from_dict(TokenizerConfig, old).shortcuts is False

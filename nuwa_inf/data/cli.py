@@ -3,6 +3,10 @@
     nuwa-inf data procedural --out data/scrolls --count 300 --width 2048 --height 2048 --seed 0
     nuwa-inf data procedural --out data/strip --count 1 --width 38912 --height 2048 --seed 7
     nuwa-inf data procedural --out data/clips --count 20 --width 256 --height 256 --video --frames 16
+    nuwa-inf data procedural --out data/day --count 8 --attrs palette=blue-green time=day
+
+`--attrs` fixes scene attributes (palette, time, snow, water, mist, trees) for every item; the
+others are still drawn from each item's seed.
 
 Images go to DIR/scroll_00000.png with the caption in DIR/scroll_00000.txt; clips to
 DIR/clip_00000/frame_0000.png ... with the caption in DIR/clip_00000.txt. Every file is
@@ -21,7 +25,7 @@ from tqdm import tqdm
 from ..atomic import write_bytes
 from ..errors import UserError
 from ..infer.writers import export_png
-from .procedural import MAX_SIZE, caption, render_scroll, sample_attributes
+from .procedural import MAX_SIZE, caption, full_attributes, render_scroll
 
 MAX_COUNT = 10_000_000
 MAX_FRAMES = 10_000
@@ -43,8 +47,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed; item i uses a seed derived from it and i")
     parser.add_argument("--video", action="store_true", help="write clips as frame folders instead of images")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip with --video (default 16)")
+    parser.add_argument("--attrs", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="fix scene attributes for every item, e.g. palette=blue-green time=day snow=false")
     parser.add_argument("--overwrite", action="store_true", help="re-render items that already exist")
     parser.set_defaults(func=run)
+
+
+def parse_attrs(pairs: list[str]) -> dict:
+    """['palette=blue-green', 'snow=false', 'trees=none'] → {'palette': 'blue-green', 'snow': False, 'trees': None}."""
+    words = {"true": True, "false": False, "none": None}
+    attrs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--attrs takes KEY=VALUE pairs, got {pair!r}")
+        attrs[key.strip()] = words.get(value.strip().lower(), value.strip())
+    return attrs
 
 
 def _check_args(args: argparse.Namespace) -> Path:
@@ -72,13 +90,16 @@ def _save_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    attrs = parse_attrs(args.attrs)
+    full_attributes(0, attrs)  # bad names or values fail before anything is written
     out = _check_args(args)
     units = args.frames if args.video else 1
     total = args.count * units * args.width
     with tqdm(total=total, unit="col", unit_scale=True, desc="procedural", dynamic_ncols=True) as bar:
         for index in range(args.count):
             seed = image_seed(args.seed, index)
-            text = caption(sample_attributes(seed)) + "\n"
+            scene_attrs = full_attributes(seed, attrs)
+            text = caption(scene_attrs) + "\n"
             if args.video:
                 name = f"clip_{index:05d}"
                 done = (out / f"{name}.txt").exists()
@@ -88,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 frames_dir = out / name
                 frames_dir.mkdir(exist_ok=True)
                 for t in range(args.frames):
-                    frame = render_scroll(args.width, args.height, seed, frame=float(t), progress=bar.update)
+                    frame = render_scroll(args.width, args.height, seed, attrs=scene_attrs, frame=float(t),
+                                          progress=bar.update)
                     _save_png(frames_dir / f"frame_{t:04d}.png", frame)
             else:
                 name = f"scroll_{index:05d}"
@@ -98,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 # rendered block by block into one uint8 array: no float copy of the whole image,
                 # and the PNG is encoded from that array in bands (peak ~ 3 bytes per pixel)
-                pixels = render_scroll(args.width, args.height, seed, progress=bar.update)
+                pixels = render_scroll(args.width, args.height, seed, attrs=scene_attrs, progress=bar.update)
                 _save_png(out / f"{name}.png", pixels)
                 del pixels
             write_bytes(out / f"{name}.txt", text.encode())

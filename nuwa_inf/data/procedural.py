@@ -161,7 +161,8 @@ def _check_size(width: int, height: int) -> None:
             raise UserError(f"{name} must be an integer in 1..{MAX_SIZE}, got {value!r}")
 
 
-def _full_attrs(seed: int, attrs: dict | None) -> dict:
+def full_attributes(seed: int, attrs: dict | None) -> dict:
+    """`sample_attributes(seed)` with `attrs` put over it, checked (UserError names a bad key or value)."""
     full = sample_attributes(seed)
     if attrs:
         unknown = set(attrs) - set(full)
@@ -178,7 +179,7 @@ def _full_attrs(seed: int, attrs: dict | None) -> dict:
 
 def build_scene(seed: int, height: int, attrs: dict | None = None) -> Scene:
     """Everything about the landscape that is not a per-pixel field: layers, colours, sun."""
-    attrs = _full_attrs(seed, attrs)
+    attrs = full_attributes(seed, attrs)
     rng = np.random.default_rng([_seed64(seed), 0x5CE])
     salt = int(rng.integers(1 << 30))
     ink = attrs["palette"] == "ink"

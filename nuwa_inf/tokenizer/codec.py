@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .config import TokenizerConfig
-from .layers import ChannelRMSNorm, Downsample, ResBlock, Upsample
+from .layers import ChannelRMSNorm, Downsample, ResBlock, Upsample, match_channels
 
 
 class Encoder(nn.Module):
@@ -24,17 +24,19 @@ class Encoder(nn.Module):
         for i, width in enumerate(widths):
             blocks = [ResBlock(width) for _ in range(cfg.num_res_blocks)]
             if i < len(widths) - 1:
-                blocks.append(Downsample(width, widths[i + 1]))
+                blocks.append(Downsample(width, widths[i + 1], cfg.shortcuts))
             self.levels.append(nn.Sequential(*blocks))
         self.norm_out = ChannelRMSNorm(widths[-1])
         self.conv_out = nn.Conv2d(widths[-1], cfg.z_channels, 3, padding=1)
+        self.z_channels, self.shortcut = cfg.z_channels, cfg.shortcuts
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] → (B, z_channels, H/f, W/f)."""
         h = self.conv_in(pixels)
         for level in self.levels:
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        z = self.conv_out(F.silu(self.norm_out(h)))
+        return z + match_channels(h, self.z_channels) if self.shortcut else z
 
 
 class Decoder(nn.Module):
@@ -46,14 +48,17 @@ class Decoder(nn.Module):
         for i, width in enumerate(widths):
             blocks = [ResBlock(width) for _ in range(cfg.num_res_blocks)]
             if i < len(widths) - 1:
-                blocks.append(Upsample(width, widths[i + 1]))
+                blocks.append(Upsample(width, widths[i + 1], cfg.shortcuts))
             self.levels.append(nn.Sequential(*blocks))
         self.norm_out = ChannelRMSNorm(widths[-1])
         self.conv_out = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        self.width_in, self.shortcut = widths[0], cfg.shortcuts
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, z_channels, h, w) → (B, 3, h·f, w·f), unbounded (clamp to [-1, 1] for display)."""
         h = self.conv_in(latents)
+        if self.shortcut:
+            h = h + match_channels(latents, self.width_in)
         for level in self.levels:
             h = level(h)
         return self.conv_out(F.silu(self.norm_out(h)))

@@ -21,10 +21,12 @@ class TokenizerConfig:
     num_res_blocks: int = 1
     z_channels: int = 128            # latent width at the token resolution
     fsq_levels: tuple = (8, 8, 8, 8)  # finite scalar quantisation: codebook = prod(levels)
+    shortcuts: bool = False          # parameter-free residual paths around down/upsampling (DC-AE)
     # losses
     l1_weight: float = 1.0
     l2_weight: float = 1.0
     grad_weight: float = 0.5         # L1 on image gradients (sharpness without a pretrained net)
+    chroma_weight: float = 0.0       # extra L1 on Cb/Cr (hue errors cost more than RGB L1 makes them)
     entropy_weight: float = 0.1     # code-usage regulariser on the FSQ dims (keeps usage high)
     disc_weight: float = 0.1
     disc_start: int = 2000           # steps before the PatchGAN loss is switched on
@@ -51,6 +53,8 @@ class TokenizerConfig:
             raise UserError("ch, z_channels must be positive and num_res_blocks >= 0")
         if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):
             raise UserError(f"fsq_levels must all be >= 2, got {self.fsq_levels}")
+        if self.chroma_weight < 0:
+            raise UserError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
         require_positive("tokenizer", lr=self.lr, crop=self.crop, batch_size=self.batch_size,
                          disc_ch=self.disc_ch)
         if not 0 <= self.channel_shuffle <= 1:
@@ -67,9 +71,9 @@ TOKENIZER_PRESETS = {
                  fsq_levels=(4, 4), crop=64, batch_size=4, disc_start=50, disc_ch=8),
     # the CPU default and the bundled model's tokenizer
     "small": dict(ch=32, ch_mult=(1, 2, 2, 4, 4), num_res_blocks=1, z_channels=128,
-                  fsq_levels=(8, 8, 8, 8), crop=128, batch_size=8, channel_shuffle=0.5),
+                  fsq_levels=(8, 8, 8, 8), crop=128, batch_size=8, channel_shuffle=0.5, shortcuts=True),
     # paper-like, for GPUs: 16384 codes (4^7)
     "base": dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256,
                  fsq_levels=(4, 4, 4, 4, 4, 4, 4), crop=256, batch_size=16, disc_start=20000, disc_ch=64, lr=1e-4,
-                 channel_shuffle=0.5),
+                 channel_shuffle=0.5, shortcuts=True),
 }

@@ -44,27 +44,60 @@ class ResBlock(nn.Module):
         return h.add_(x) if inplace else x + h
 
 
-class Downsample(nn.Module):
-    """Stride-2 3×3 conv: (B, C_in, H, W) → (B, C_out, H/2, W/2)."""
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Parameter-free channel change of (B, C, H, W): average groups of C/channels channels, or
+    repeat each channel channels/C times (one must divide the other)."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c % channels == 0:
+        b, _, h, w = x.shape
+        return x.reshape(b, channels, c // channels, h, w).mean(2)
+    if channels % c == 0:
+        return x.repeat_interleave(channels // c, dim=1)
+    raise ValueError(f"cannot match {c} channels to {channels}: neither divides the other")
 
-    def __init__(self, c_in: int, c_out: int):
+
+class Downsample(nn.Module):
+    """Stride-2 3×3 conv: (B, C_in, H, W) → (B, C_out, H/2, W/2).
+
+    With `shortcut` (DC-AE's residual autoencoding) the conv learns a residual over a
+    parameter-free path: each 2×2 neighbourhood folded into channels, then averaged to C_out.
+    Block means then reach the latents on a straight path instead of being relearned.
+    """
+
+    def __init__(self, c_in: int, c_out: int, shortcut: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+        self.c_out, self.shortcut = c_out, shortcut
+        if shortcut:
+            match_channels(torch.zeros(1, 4 * c_in, 1, 1), c_out)  # fail at build time, not in forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        out = self.conv(x)
+        if self.shortcut:
+            out = out + match_channels(F.pixel_unshuffle(x, 2), self.c_out)  # (B, 4·C_in, H/2, W/2) → C_out
+        return out
 
 
 class Upsample(nn.Module):
     """Sub-pixel conv: 3×3 conv at low resolution to 4·C_out channels, then pixel shuffle.
 
     (B, C_in, H, W) → (B, C_out, 2H, 2W). Costs the same as nearest-upsample + conv but
-    never materialises C_in channels at the high resolution.
+    never materialises C_in channels at the high resolution. With `shortcut`, the conv adds
+    to the input's channels repeated to 4·C_out and shuffled the same way (nearest-neighbour
+    upsampling of channel groups: what came in goes out unless the conv changes it).
     """
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, shortcut: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(c_in, 4 * c_out, 3, padding=1)
+        self.c_out, self.shortcut = c_out, shortcut
+        if shortcut:
+            match_channels(torch.zeros(1, c_in, 1, 1), 4 * c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.conv(x), 2)
+        out = self.conv(x)                                                   # (B, 4·C_out, H, W)
+        if self.shortcut:
+            out = out + match_channels(x, 4 * self.c_out)
+        return F.pixel_shuffle(out, 2)

@@ -1,4 +1,5 @@
-"""Reconstruction losses that need no pretrained network: L1, L2, and L1 on image gradients."""
+"""Reconstruction losses that need no pretrained network: L1, L2, L1 on image gradients, and an
+extra L1 on chroma (RGB losses are dominated by luminance; this makes hue errors cost more)."""
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,20 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, l1: float, l2: float, grad: float) -> torch.Tensor:
+# BT.601 rows that turn RGB into the two colour-difference channels Cb, Cr
+CHROMA_FROM_RGB = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def chroma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB → (B, 2, H, W) Cb, Cr (no offset: only differences are compared)."""
+    return torch.einsum("kc,bchw->bkhw", CHROMA_FROM_RGB.to(x), x)
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, l1: float, l2: float, grad: float,
+                        chroma_l1: float = 0.0) -> torch.Tensor:
     loss = l1 * (recon - target).abs().mean() + l2 * F.mse_loss(recon, target)
+    if chroma_l1:
+        loss = loss + chroma_l1 * (chroma(recon) - chroma(target)).abs().mean()
     if grad:
         (rx, ry), (tx, ty) = image_gradients(recon), image_gradients(target)
         loss = loss + grad * 0.5 * ((rx - tx).abs().mean() + (ry - ty).abs().mean())

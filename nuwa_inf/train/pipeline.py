@@ -545,7 +545,8 @@ def probe_tokenizer_step(cfg: TokenizerConfig) -> float:
             recon = model.decoder(quantised)
         else:
             recon, _ = model(batch)
-        reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight).backward()
+        reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight,
+                            cfg.chroma_weight).backward()
 
     return _time_second_call(step)
 

@@ -138,7 +138,8 @@ def train_tokenizer(run: TokenizerRun) -> Path:
                     else:
                         recon, indices = net(batch)
                     recon = recon.float()
-                    loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight)
+                    loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight,
+                                               cfg.chroma_weight)
                     if cfg.entropy_weight > 0 and model.quantizer.aux_loss is not None:
                         loss = loss + cfg.entropy_weight * model.quantizer.aux_loss
                     if gan_on:

@@ -1,5 +1,8 @@
-"""Does the tokenizer keep colour? Round-trip errors in luma and chroma, and how much of a
-block's colour its code determines.
+"""Tokenizer quality on held-out images: round-trip PSNR, code usage, and whether colour survives.
+
+PSNR is the tiled round trip decode(encode(image)) of each image's centre crop (the mean over
+images is the figure the SPEC's ≥ 28 dB target reads); usage is the share of the codebook
+that occurs in those crops, with the codes' perplexity (the SPEC asks ≥ 80 %).
 
 A code stands for a 16×16-pixel block. If the same code is used for a blue sky in one image
 and an orange one in another, the transformer cannot carry a palette across the canvas
@@ -11,7 +14,7 @@ however well it is trained. For every image block this measures luma Y and chrom
   code) / (variance among all blocks), for Y and for chroma. 1: the code fixes it; 0: the
   code says nothing about it.
 
-    .venv/bin/python benchmarks/tokenizer_colour.py --data VAL_IMAGES [--model DIR] [--json OUT]
+    .venv/bin/python benchmarks/tokenizer_quality.py --data VAL_IMAGES [--model DIR] [--json OUT]
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer = VQGAN.load(find_tokenizer_dir(args.model))
     f = tokenizer.downsample
-    errors, blocks, codes = [], [], []
+    errors, blocks, codes, psnrs = [], [], [], []
     for path in list_images(args.data):
         image = load_rgb(path)
         h = min(image.shape[0], args.max_side) // f * f
@@ -66,20 +69,30 @@ def main(argv: list[str] | None = None) -> int:
         image = image[y0:y0 + h, x0:x0 + w]
         grid = encode_tiled(tokenizer, image)                                  # (h/f, w/f)
         recon = decode_tiled(tokenizer, grid)
+        mse = np.mean((recon.astype(np.float64) - image.astype(np.float64)) ** 2)
+        psnrs.append(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12))))
         errors.append(np.abs(ycbcr(recon) - ycbcr(image)).reshape(-1, 3).mean(0))
         block_means = image.reshape(h // f, f, w // f, f, 3).mean((1, 3))     # (h/f, w/f, 3)
         blocks.append(ycbcr(block_means).reshape(-1, 3))
         codes.append(grid.reshape(-1))
     blocks_all, codes_all = np.concatenate(blocks), np.concatenate(codes)
     error = np.mean(errors, axis=0)
+    counts = np.bincount(codes_all, minlength=tokenizer.codebook_size) / codes_all.size
+    nonzero = counts[counts > 0]
     result = {
         "images": len(errors),
+        "psnr_db": float(np.mean(psnrs)),
+        "psnr_db_per_image": psnrs,
+        "usage": float((counts > 0).mean()),
+        "perplexity": float(np.exp(-(nonzero * np.log(nonzero)).sum())),
         "round_trip_abs_error": {"Y": float(error[0]), "Cb": float(error[1]), "Cr": float(error[2])},
         "explained_by_code": {"luma": explained(blocks_all[:, :1], codes_all),
                               "chroma": explained(blocks_all[:, 1:], codes_all)},
         "codes_used": int(np.unique(codes_all).size),
     }
     print(f"{result['images']} images, {blocks_all.shape[0]} blocks, {result['codes_used']} distinct codes")
+    print(f"round trip PSNR {result['psnr_db']:.2f} dB (per image: {', '.join(f'{p:.1f}' for p in psnrs)})")
+    print(f"code usage {100 * result['usage']:.1f} % of {tokenizer.codebook_size}, perplexity {result['perplexity']:.0f}")
     print(f"round trip mean |error| per pixel (0-255): Y {error[0]:.2f}  Cb {error[1]:.2f}  Cr {error[2]:.2f}")
     print(f"share of block variance the code explains: luma {result['explained_by_code']['luma']:.3f}  "
           f"chroma {result['explained_by_code']['chroma']:.3f}")
