@@ -254,3 +254,18 @@ def test_configs_without_shortcuts_key_load_as_before():
 
     old = {k: v for k, v in to_dict(TokenizerConfig()).items() if k != "shortcuts"}
     assert from_dict(TokenizerConfig, old).shortcuts is False
+
+
+@pytest.mark.parametrize("c, c_out", [(4, 8), (4, 16), (8, 8), (8, 2)])
+def test_add_channels_equals_adding_match_channels(c, c_out):
+    """The broadcast (and, without gradients, in-place) add matches the plain definition, in
+    either memory format."""
+    from nuwa_inf.tokenizer.layers import add_channels, match_channels
+
+    x, out = torch.randn(2, c, 5, 7), torch.randn(2, c_out, 5, 7)
+    expected = out + match_channels(x, c_out)
+    assert torch.allclose(add_channels(out.clone(), x), expected, atol=1e-6)
+    with torch.no_grad():
+        channels_last = out.clone().contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(add_channels(channels_last, x.contiguous(memory_format=torch.channels_last)),
+                              expected, atol=1e-6)

@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .config import TokenizerConfig
-from .layers import ChannelRMSNorm, Downsample, ResBlock, Upsample, match_channels
+from .layers import ChannelRMSNorm, Downsample, ResBlock, Upsample, add_channels, match_channels
 
 
 class Encoder(nn.Module):
@@ -58,7 +58,7 @@ class Decoder(nn.Module):
         """(B, z_channels, h, w) → (B, 3, h·f, w·f), unbounded (clamp to [-1, 1] for display)."""
         h = self.conv_in(latents)
         if self.shortcut:
-            h = h + match_channels(latents, self.width_in)
+            h = add_channels(h, latents)
         for level in self.levels:
             h = level(h)
         return self.conv_out(F.silu(self.norm_out(h)))
