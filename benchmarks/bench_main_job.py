@@ -2,9 +2,10 @@
 
 Reports wall time, tokens/s, peak RSS (of the extend process alone) and the quality figures of
 `nuwa-inf eval` against real procedural scrolls of the same size (block statistics vs the
-real-vs-real noise floor, seam ratio, drift), the input region excluded, and the same figures for
-the tokenizer's own round trip of a piece of the first real scroll: the floor the tokenizer sets
-before the transformer draws a single token (its 16-px token grid shows in the seam ratio).
+real-vs-real noise floor and vs the scene floor, seam ratio, drift), the input region excluded,
+and the same figures for a real piece of another scroll in the same style and for its tokenizer
+round trip: what a real scene scores, and the floor the tokenizer sets before the transformer
+draws a single token (its 16-px token grid shows in the seam ratio).
 
 The references are `--references` scrolls (seeds from 4242) in the example's style
 (`--reference-attrs`, default blue-green by day, as the example is): a continuation of the input
@@ -106,7 +107,8 @@ def main() -> None:
                                                         args.reference_attrs, args.model)
             for name, figures in [("generated", record["quality"]), *record["tokenizer_floor"].items()]:
                 print(f"{name:>10}: seam ratio {figures['seam']['ratio']:.3f}, "
-                      f"block distance {figures['blocks']['ratio']:.1f}x the floor")
+                      f"block distance {figures['blocks']['ratio']:.1f}x the floor, "
+                      f"{figures['blocks']['scene_ratio']:.2f}x the scene floor")
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2))
     print(json.dumps({k: v for k, v in record.items() if k not in ("quality", "tokenizer_floor")}))

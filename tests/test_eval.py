@@ -121,6 +121,26 @@ def test_noise_floor_ratio_is_near_one_for_real_like_blocks_and_large_otherwise(
     assert far["ratio"] > 50
 
 
+def test_scene_floor_holds_out_each_reference_image(texture_a):
+    like = block_features(smooth_noise(512, 2048, seed=7), P).features
+    unlike = block_features(other_texture(512, 2048, seed=8), P).features
+    same_kind = [block_features(smooth_noise(256, 2048, seed=s), P).features for s in (21, 22)]
+    ref = np.concatenate(same_kind)
+    groups = np.repeat([0, 1], [len(f) for f in same_kind])
+    near = compare_blocks(like, ref, repeats=4, ref_groups=groups)
+    far = compare_blocks(unlike, ref, repeats=4, ref_groups=groups)
+    assert near["scenes"] == 2 and 0.3 < near["scene_ratio"] < 3
+    assert far["scene_ratio"] > 30
+    # references of two different kinds: one scene is far from the other, so the scene floor
+    # is far above the mixed-halves floor and a canvas like one of them is within it
+    mixed = np.concatenate([same_kind[0], block_features(other_texture(256, 2048, seed=9), P).features])
+    mixed_figures = compare_blocks(like[:128], mixed, repeats=4, ref_groups=groups)
+    assert mixed_figures["scene_floor"] > 10 * mixed_figures["noise_floor"]
+    assert mixed_figures["scene_ratio"] < 1 < mixed_figures["ratio"]
+    one = compare_blocks(like, same_kind[0], repeats=4, ref_groups=np.zeros(len(same_kind[0])))
+    assert one["scenes"] == 0 and math.isnan(one["scene_ratio"])
+
+
 def test_blocks_overlapping_the_excluded_region_are_left_out(texture_a):
     feats = block_features(texture_a, P, exclude=(0, 0, 100, 512))  # touches block columns 0 and 1
     assert len(feats) == 8 * 30 and feats.x.min() == 128
@@ -156,6 +176,14 @@ def test_evaluate_returns_all_figures(texture_a):
     assert figures["generated_blocks"] == 256 and figures["reference_blocks"] == 64
     assert set(figures) >= {"seam", "seam_control", "blocks", "drift"}
     assert figures["drift"]["mode"] == "reference"
+    assert figures["blocks"]["scenes"] == 0  # one reference image: no scene floor
+
+
+def test_evaluate_groups_references_by_image(texture_a):
+    refs = [smooth_noise(256, 1024, seed=s) for s in (13, 15)]
+    figures = evaluate(texture_a, refs, patch=P, repeats=2)
+    assert figures["reference_blocks"] == 128 and figures["blocks"]["scenes"] == 2
+    assert math.isfinite(figures["blocks"]["scene_ratio"])
 
 
 # ---------------------------------------------------------------- CLI
@@ -181,6 +209,18 @@ def test_cli_prints_a_table_and_writes_json(files, capsys):
     assert 0.9 < figures["seam"]["ratio"] < 1.1
     assert figures["blocks"]["ratio"] > 0
     assert "seam ratio" in capsys.readouterr().out
+
+
+def test_cli_with_two_references_reports_the_scene_floor(files, capsys):
+    tmp, gen, ref = files
+    second = tmp / "ref2.png"
+    Image.fromarray(smooth_noise(256, 1024, seed=15)).save(second)
+    out = tmp / "figures.json"
+    assert main(["eval", str(gen), "--reference", str(ref), str(second), "--patch", str(P), "--repeats", "2",
+                 "--json", str(out)]) == 0
+    blocks = json.loads(out.read_text())["blocks"]
+    assert blocks["scenes"] == 2 and blocks["scene_floor"] > 0 and blocks["scene_ratio"] > 0
+    assert "scene floor" in capsys.readouterr().out
 
 
 def test_cli_without_reference_writes_null_block_figures(files):

@@ -26,6 +26,14 @@ Noise floor (`compare_blocks`): the reference is split into two random halves A,
 real-vs-real floor is d²(A, B) and the generated figure is d²(G', B) with G' a random
 subset of the generated blocks as large as A, so both figures carry the same finite-sample
 bias. Averaged over `repeats` splits; `ratio` = generated / floor, ≲ 1 for real-like blocks.
+
+Scene floor (`compare_blocks` with `ref_groups`, i.e. two or more reference images): the
+halves above mix blocks of every reference, so the floor says how far two *samples of the
+same scenes* are apart. A generated canvas is a new scene. With several references each one
+is held out in turn and measured like a generated canvas, d²(Rᵢ', B₋ᵢ) with Rᵢ' at most
+|A| of its blocks and B₋ᵢ as many of the other references' blocks as B has; `scene_floor` is
+their mean and `scene_ratio` = generated / scene floor: ≲ 1 means "as close to the
+references as another real scroll of this kind is".
 The floor is a generous yardstick: two halves of one canvas are anti-correlated (a sky block
 in A is one missing from B), while a whole canvas's mix of sky, ridges and water is steadier
 than independent blocks would be. Two procedural scrolls of the same kind (2048×8192, seeds
@@ -245,16 +253,19 @@ def noise_floor(ref_blocks: np.ndarray, repeats: int = 8, seed: int = 0) -> floa
     return float(np.mean([frechet_distance(ref[a], ref[b]) for a, b in _splits(len(ref), repeats, seed)]))
 
 
-def compare_blocks(gen_blocks: np.ndarray, ref_blocks: np.ndarray, repeats: int = 8, seed: int = 0) -> dict:
+def compare_blocks(gen_blocks: np.ndarray, ref_blocks: np.ndarray, repeats: int = 8, seed: int = 0,
+                   ref_groups: np.ndarray | None = None) -> dict:
     """Generated-vs-real distance against the real-vs-real noise floor, at matched sample sizes.
 
     Each repeat splits the reference into halves A, B (the same splits as `noise_floor`):
     floor = d²(A, B), distance = d²(G', B) with G' a random subset of |A| generated blocks
     (all of them if fewer). Also reports `distance_all` = d²(all generated, all reference).
+    `ref_groups` (n_ref,) says which reference image each block came from; with two or more
+    images the scene floor is measured too (module docstring).
     """
     out = {"distance": float("nan"), "noise_floor": float("nan"), "ratio": float("nan"),
            "distance_all": float("nan"), "n_gen": len(gen_blocks), "n_ref": len(ref_blocks),
-           "repeats": repeats}
+           "repeats": repeats, "scene_floor": float("nan"), "scene_ratio": float("nan"), "scenes": 0}
     if len(gen_blocks) < MIN_BLOCKS or len(ref_blocks) < 2 * MIN_BLOCKS:
         return out
     scale = FeatureScale.fit(ref_blocks)
@@ -269,7 +280,25 @@ def compare_blocks(gen_blocks: np.ndarray, ref_blocks: np.ndarray, repeats: int 
     out["noise_floor"] = float(np.mean(floors))
     out["ratio"] = _ratio(out["distance"], out["noise_floor"])
     out["distance_all"] = frechet_distance(gen, ref)
+    if ref_groups is not None and len(np.unique(ref_groups)) >= 2:
+        half = len(ref) // 2
+        out["scene_floor"] = scene_floor(ref, np.asarray(ref_groups), half, half, seed)
+        out["scene_ratio"] = _ratio(out["distance"], out["scene_floor"])
+        out["scenes"] = int(len(np.unique(ref_groups)))
     return out
+
+
+def scene_floor(ref: np.ndarray, groups: np.ndarray, held_size: int, rest_size: int, seed: int = 0) -> float:
+    """Mean over reference images i of d²(≤ held_size blocks of i, ≤ rest_size blocks of the others),
+    on standardised features `ref` (n, N_FEATURES) with `groups` (n,) naming each block's image."""
+    rng = np.random.default_rng([seed, 2])
+    distances = []
+    for group in np.unique(groups):
+        held, rest = np.flatnonzero(groups == group), np.flatnonzero(groups != group)
+        held = rng.choice(held, size=min(held_size, len(held)), replace=False)
+        rest = rng.choice(rest, size=min(rest_size, len(rest)), replace=False)
+        distances.append(frechet_distance(ref[held], ref[rest]))
+    return float(np.nanmean(distances)) if not np.all(np.isnan(distances)) else float("nan")
 
 
 def _ratio(num: float, den: float) -> float:

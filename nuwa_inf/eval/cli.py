@@ -117,6 +117,13 @@ def format_table(path: str, figures: dict) -> str:
             f"mean of {blocks['repeats']}",
             f"  {'distance / floor':<22}{_fmt(blocks['ratio'], 2):>10}   ~1 = as close as real to real",
         ]
+        if blocks["scenes"]:
+            lines += [
+                f"  {'scene floor':<22}{_fmt(blocks['scene_floor']):>10}   each reference vs the others, "
+                f"mean of {blocks['scenes']}",
+                f"  {'distance / scene floor':<22}{_fmt(blocks['scene_ratio'], 2):>10}   "
+                f"~1 = as close as another real scene",
+            ]
     else:
         lines.append(f"  {'block distance':<22}{'n/a':>10}   give --reference REF to measure it")
     verdict = ""
@@ -139,8 +146,10 @@ def run(args: argparse.Namespace) -> int:
     ref_features = [block_features(load_rgb(ref, args.patch), args.patch).features for ref in args.reference]
     image = load_rgb(args.image, args.patch)
     exclude = parse_exclude(args.exclude, image.shape[1], image.shape[0]) if args.exclude else None
+    groups = [np.full(len(features), index) for index, features in enumerate(ref_features)]
     figures = evaluate(image, patch=args.patch, exclude=exclude, repeats=args.repeats, seed=args.seed,
-                       reference_features=np.concatenate(ref_features) if ref_features else None)
+                       reference_features=np.concatenate(ref_features) if ref_features else None,
+                       reference_groups=np.concatenate(groups) if groups else None)
     if figures["generated_blocks"] == 0:
         raise UserError(f"{args.image}: no whole {args.patch}x{args.patch} block outside --exclude")
     figures["image"] = str(args.image)

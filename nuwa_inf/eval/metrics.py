@@ -3,7 +3,8 @@
     seam   : seam ratio and its x / y parts (`seams.py`)
     seam_control : the same with the lines moved half a patch (content-only baseline)
     blocks : block-statistics distance vs the reference, its real-vs-real noise floor and
-             their ratio (`block_stats.py`); None without a reference
+             their ratio, and with two or more references the scene floor and its ratio
+             (`block_stats.py`); None without a reference
     drift  : first vs last third of the canvas along x (`block_stats.drift`)
 """
 from __future__ import annotations
@@ -19,19 +20,25 @@ from .seams import Box, check_image, seam_stats
 
 def evaluate(image: np.ndarray, references: Iterable[np.ndarray] = (), patch: int = 256,
              exclude: Box | None = None, repeats: int = 8, seed: int = 0,
-             reference_features: np.ndarray | None = None) -> dict:
+             reference_features: np.ndarray | None = None,
+             reference_groups: np.ndarray | None = None) -> dict:
     """Seam ratio, block distance (if references are given) and drift of `image` (H, W, 3) uint8.
 
     `references` may be a lazy iterable (e.g. a generator that loads one file at a time):
     only their block features are kept; `reference_features` (n, N_FEATURES) adds blocks
-    measured beforehand with `block_features`. `exclude` (x0, y0, x1, y1) is the input region;
+    measured beforehand with `block_features`, `reference_groups` (n,) naming the image each of
+    those came from (default: all from one image). `exclude` (x0, y0, x1, y1) is the input region;
     its blocks are left out of the block figures (see `seam_stats` for the seam figure).
     """
     height, width = check_image(image)
     ref_parts = [block_features(ref, patch).features for ref in references]
+    group_parts = [np.full(len(part), index) for index, part in enumerate(ref_parts)]
     if reference_features is not None:
         ref_parts.append(reference_features)
+        groups = reference_groups if reference_groups is not None else np.zeros(len(reference_features))
+        group_parts.append(np.asarray(groups) + len(group_parts))
     ref = np.concatenate(ref_parts) if ref_parts else None
+    ref_groups = np.concatenate(group_parts) if ref_parts else None
 
     seams = seam_stats(image, patch, exclude)
     gen = block_features(image, patch, exclude)
@@ -44,6 +51,6 @@ def evaluate(image: np.ndarray, references: Iterable[np.ndarray] = (), patch: in
         "reference_blocks": 0 if ref is None else len(ref),
         "seam": asdict(seams),
         "seam_control": asdict(seam_stats(image, patch, exclude, offset=patch // 2)),
-        "blocks": None if ref is None else compare_blocks(gen.features, ref, repeats, seed),
+        "blocks": None if ref is None else compare_blocks(gen.features, ref, repeats, seed, ref_groups),
         "drift": drift(gen, ref, repeats, seed),
     }
