@@ -6,9 +6,8 @@
 set -euo pipefail
 RUN=${RUN:-$HOME/nuwa-runs}
 BIN=${BIN:-.venv/bin}
-TOK_STEPS=${TOK_STEPS:-1000}
-MODEL_STEPS=${MODEL_STEPS:-1600}
-BAND_STEPS=${BAND_STEPS:-2150}
+TOK_STEPS=${TOK_STEPS:-1500}
+MODEL_STEPS=${MODEL_STEPS:-1800}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -23,23 +22,15 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 resume() { [ -f "$1/checkpoints/latest.json" ] && echo --resume || true; }
 
-# 2. tokenizer
+# 2. tokenizer (the small preset: shortcuts around resampling, channel_shuffle 0.5)
 $BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer" --config small \
-  --set lr=4e-4 --steps "$TOK_STEPS" --save-every 50 $(resume "$RUN/tokenizer")
+  --set lr=4e-4 --steps "$TOK_STEPS" --save-every 50 --seed 0 $(resume "$RUN/tokenizer")
 
-# 3. transformer (pre-tokenises the data once, then trains), first without band embeddings
-#    (the bundled weights were trained in these two stages; a fresh run could keep row_bins=16 throughout)
+# 3. transformer (pre-tokenises the data once, then trains; canvas RoPE and band embeddings
+#    from the small preset), keeping the weights with the best validation bits/token
 $BIN/nuwa-inf train model --data "$RUN/data/train" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
-  --out "$RUN/model" --config small --set row_bins=0 --steps "$MODEL_STEPS" --save-every 25 --val-every 50 \
+  --out "$RUN/model" --config small --steps "$MODEL_STEPS" --save-every 25 --val-every 100 --keep-best \
   --no-flips $(resume "$RUN/model")
 
-# 4. then with them (zero-initialised: the start is stage 3's model), keeping the best validation
-mkdir -p "$RUN/model_band"
-for cache in token_cache token_cache_val; do  # the same tokens: skip pre-tokenising again
-  [ -e "$RUN/model_band/$cache" ] || cp -r "$RUN/model/$cache" "$RUN/model_band/$cache"; done
-$BIN/nuwa-inf train model --data "$RUN/data/train" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
-  --out "$RUN/model_band" --init "$RUN/model" --set row_bins=16 --set lr=3e-4 --seed 1 --steps "$BAND_STEPS" \
-  --time-budget 75m --save-every 50 --val-every 100 --keep-best --no-flips $(resume "$RUN/model_band")
-
-# 5. export fp16 weights into the package
-$BIN/python -m nuwa_inf.assets.export "$RUN/model_band" nuwa_inf/assets/default
+# 4. export fp16 weights into the package
+$BIN/python -m nuwa_inf.assets.export "$RUN/model" nuwa_inf/assets/default
