@@ -30,6 +30,7 @@ from common import write_json  # noqa: E402  (adds the repo to sys.path)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from nuwa_inf.api import psnr  # noqa: E402
 from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.eval.block_stats import FEATURE_GROUPS, block_features  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
@@ -76,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         image = image[y0:y0 + h, x0:x0 + w]
         grid = encode_tiled(tokenizer, image)                                  # (h/f, w/f)
         recon = decode_tiled(tokenizer, grid)
-        mse = np.mean((recon.astype(np.float64) - image.astype(np.float64)) ** 2)
-        psnrs.append(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12))))
+        psnrs.append(psnr(recon, image))
         errors.append(np.abs(ycbcr(recon) - ycbcr(image)).reshape(-1, 3).mean(0))
         block_means = image.reshape(h // f, f, w // f, f, 3).mean((1, 3))     # (h/f, w/f, 3)
         blocks.append(ycbcr(block_means).reshape(-1, 3))

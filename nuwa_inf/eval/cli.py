@@ -146,10 +146,8 @@ def run(args: argparse.Namespace) -> int:
     ref_features = [block_features(load_rgb(ref, args.patch), args.patch).features for ref in args.reference]
     image = load_rgb(args.image, args.patch)
     exclude = parse_exclude(args.exclude, image.shape[1], image.shape[0]) if args.exclude else None
-    groups = [np.full(len(features), index) for index, features in enumerate(ref_features)]
     figures = evaluate(image, patch=args.patch, exclude=exclude, repeats=args.repeats, seed=args.seed,
-                       reference_features=np.concatenate(ref_features) if ref_features else None,
-                       reference_groups=np.concatenate(groups) if groups else None)
+                       reference_features=ref_features)
     if figures["generated_blocks"] == 0:
         raise UserError(f"{args.image}: no whole {args.patch}x{args.patch} block outside --exclude")
     figures["image"] = str(args.image)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -20,25 +20,20 @@ from .seams import Box, check_image, seam_stats
 
 def evaluate(image: np.ndarray, references: Iterable[np.ndarray] = (), patch: int = 256,
              exclude: Box | None = None, repeats: int = 8, seed: int = 0,
-             reference_features: np.ndarray | None = None,
-             reference_groups: np.ndarray | None = None) -> dict:
+             reference_features: Sequence[np.ndarray] = ()) -> dict:
     """Seam ratio, block distance (if references are given) and drift of `image` (H, W, 3) uint8.
 
     `references` may be a lazy iterable (e.g. a generator that loads one file at a time):
-    only their block features are kept; `reference_features` (n, N_FEATURES) adds blocks
-    measured beforehand with `block_features`, `reference_groups` (n,) naming the image each of
-    those came from (default: all from one image). `exclude` (x0, y0, x1, y1) is the input region;
-    its blocks are left out of the block figures (see `seam_stats` for the seam figure).
+    only their block features are kept; `reference_features` adds images measured beforehand
+    with `block_features`, one (n_i, N_FEATURES) array per image. `exclude` (x0, y0, x1, y1) is
+    the input region; its blocks are left out of the block figures (see `seam_stats` for the
+    seam figure).
     """
     height, width = check_image(image)
-    ref_parts = [block_features(ref, patch).features for ref in references]
-    group_parts = [np.full(len(part), index) for index, part in enumerate(ref_parts)]
-    if reference_features is not None:
-        ref_parts.append(reference_features)
-        groups = reference_groups if reference_groups is not None else np.zeros(len(reference_features))
-        group_parts.append(np.asarray(groups) + len(group_parts))
+    ref_parts = [block_features(ref, patch).features for ref in references] + list(reference_features)
     ref = np.concatenate(ref_parts) if ref_parts else None
-    ref_groups = np.concatenate(group_parts) if ref_parts else None
+    ref_groups = np.concatenate([np.full(len(part), index) for index, part in enumerate(ref_parts)]) \
+        if ref_parts else None  # (n_ref,) which image each reference block came from
 
     seams = seam_stats(image, patch, exclude)
     gen = block_features(image, patch, exclude)
