@@ -124,6 +124,25 @@ def test_freeze_encoder_trains_only_the_decoder(model_dir, photos, tmp_path):
     assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("decoder."))
 
 
+def test_decoder_finetuned_with_the_band_loss_exports_into_a_bundle(model_dir, photos, tmp_path):
+    """The bundled model's recipe: fine-tune the decoder with spectral_weight, export it beside the
+    transformer; the bundle holds the new decoder, the old transformer, and trains whole by default."""
+    from nuwa_inf.assets.export import export
+
+    assert main(["train", "tokenizer", "--data", str(photos), "--out", str(tmp_path / "ft"), "--init", str(model_dir),
+                 "--steps", "3", "--set", "freeze=encoder", "--set", "spectral_weight=0.01", "--threads", "1"]) == 0
+    export(model_dir, tmp_path / "bundle", tmp_path / "ft")
+    tuned = load_tensors(tmp_path / "ft" / "model.safetensors")
+    bundled = load_tensors(tmp_path / "bundle" / "tokenizer" / "model.safetensors")
+    assert all(torch.equal(bundled[n], t.half()) for n, t in tuned.items())
+    transformer = load_tensors(model_dir / "transformer" / "model.safetensors")
+    assert all(torch.equal(v.half(), load_tensors(tmp_path / "bundle" / "transformer" / "model.safetensors")[n])
+               for n, v in transformer.items())
+    config = json.loads((tmp_path / "bundle" / "tokenizer" / "config.json").read_text())["config"]
+    assert config["freeze"] == "none" and config["spectral_weight"] == 0.01
+    assert nuwa_inf.load(tmp_path / "bundle") is not None
+
+
 @pytest.mark.parametrize("command, flags, part", [
     ("tokenizer", ["--config", "tiny", "--set", "ch=16"], "tokenizer"),
     ("tokenizer", ["--config", "small"], "tokenizer"),  # another preset

@@ -1,9 +1,15 @@
 """Export a trained model directory into the package's bundled layout, fp16 weights.
 
-    python -m nuwa_inf.assets.export RUN/model nuwa_inf/assets/default
+    python -m nuwa_inf.assets.export RUN/model nuwa_inf/assets/default [TOKENIZER]
+
+TOKENIZER replaces the model directory's own tokenizer: one whose decoder was fine-tuned
+with the encoder frozen (`--set freeze=encoder`) gives the same codes, so the transformer
+trained on the original still fits it. The exported config says `freeze: none`: the
+bundle describes a network, and `train tokenizer --init default` should train all of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -13,8 +19,9 @@ from ..model.transformer import LocalTransformer
 from ..tokenizer.vqgan import VQGAN
 
 
-def export(model_dir: Path, target: Path) -> None:
-    tokenizer = VQGAN.load(model_dir / "tokenizer")
+def export(model_dir: Path, target: Path, tokenizer_dir: Path | None = None) -> None:
+    tokenizer = VQGAN.load(tokenizer_dir or model_dir / "tokenizer")
+    tokenizer.cfg = dataclasses.replace(tokenizer.cfg, freeze="none")
     transformer = LocalTransformer.load(model_dir / "transformer" if (model_dir / "transformer").is_dir() else model_dir)
     tokenizer.save(target / "tokenizer", dtype=torch.float16)
     transformer.save(target / "transformer", dtype=torch.float16)
@@ -22,4 +29,4 @@ def export(model_dir: Path, target: Path) -> None:
 
 
 if __name__ == "__main__":
-    export(Path(sys.argv[1]), Path(sys.argv[2]))
+    export(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)

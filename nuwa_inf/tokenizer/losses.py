@@ -1,9 +1,13 @@
-"""Reconstruction losses that need no pretrained network: L1, L2, L1 on image gradients, and an
-extra L1 on chroma (RGB losses are dominated by luminance; this makes hue errors cost more)."""
+"""Reconstruction losses that need no pretrained network: L1, L2, L1 on image gradients, an
+extra L1 on chroma (RGB losses are dominated by luminance; this makes hue errors cost more),
+and the band-power loss of spectral.py (texture); `config_loss` weighs them as a config says."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .config import TokenizerConfig
+from .spectral import band_power_loss
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,6 +32,14 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, l1: float, l2
     if grad:
         (rx, ry), (tx, ty) = image_gradients(recon), image_gradients(target)
         loss = loss + grad * 0.5 * ((rx - tx).abs().mean() + (ry - ty).abs().mean())
+    return loss
+
+
+def config_loss(recon: torch.Tensor, target: torch.Tensor, cfg: TokenizerConfig) -> torch.Tensor:
+    """The reconstruction part of the tokenizer's training loss, weighted as `cfg` says."""
+    loss = reconstruction_loss(recon, target, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight, cfg.chroma_weight)
+    if cfg.spectral_weight:
+        loss = loss + cfg.spectral_weight * band_power_loss(recon, target)
     return loss
 
 

@@ -532,7 +532,7 @@ def heldout_bits(tokenizer, transformer_dir: Path, folder: Path, cache: Path, cr
 
 def probe_tokenizer_step(cfg: TokenizerConfig) -> float:
     """Seconds for one training step of a tokenizer of this config (random weights and crops)."""
-    from ..tokenizer.losses import reconstruction_loss
+    from ..tokenizer.losses import config_loss
     from ..tokenizer.vqgan import VQGAN
 
     model = VQGAN(cfg).train()
@@ -545,8 +545,7 @@ def probe_tokenizer_step(cfg: TokenizerConfig) -> float:
             recon = model.decoder(quantised)
         else:
             recon, _ = model(batch)
-        reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight,
-                            cfg.chroma_weight).backward()
+        config_loss(recon, batch, cfg).backward()
 
     return _time_second_call(step)
 

@@ -21,7 +21,7 @@ from ..data.datasets import CropSampler, warn
 from ..errors import UserError
 from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from ..tokenizer.discriminator import PatchDiscriminator, hinge_d_loss
-from ..tokenizer.losses import psnr, reconstruction_loss
+from ..tokenizer.losses import config_loss, psnr
 from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
@@ -138,8 +138,7 @@ def train_tokenizer(run: TokenizerRun) -> Path:
                     else:
                         recon, indices = net(batch)
                     recon = recon.float()
-                    loss = reconstruction_loss(recon, batch, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight,
-                                               cfg.chroma_weight)
+                    loss = config_loss(recon, batch, cfg)
                     if cfg.entropy_weight > 0 and model.quantizer.aux_loss is not None:
                         loss = loss + cfg.entropy_weight * model.quantizer.aux_loss
                     if gan_on:

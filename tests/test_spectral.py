@@ -1,0 +1,78 @@
+"""The band-power loss (tokenizer/spectral.py): where power lands, what it ignores, where it pushes."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nuwa_inf.config import from_preset
+from nuwa_inf.errors import UserError
+from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+from nuwa_inf.tokenizer.losses import config_loss, reconstruction_loss
+from nuwa_inf.tokenizer.spectral import LOWEST_CYCLES, band_power_loss, log_band_power
+
+
+def grey_stripes(size: int, cycles_per_px: float) -> torch.Tensor:
+    """(1, 3, size, size) vertical grey stripes at one frequency."""
+    x = torch.arange(size, dtype=torch.float32)
+    row = 0.5 * torch.sin(2 * math.pi * cycles_per_px * x)
+    return row.expand(size, size)[None, None].expand(1, 3, size, size).clone()
+
+
+@pytest.mark.parametrize("frequency", [0.03, 0.1, 0.3])
+def test_stripes_put_their_power_in_their_band(frequency):
+    bands, size = 8, 128
+    edges = torch.logspace(math.log10(LOWEST_CYCLES / size), math.log10(0.5), bands + 1)
+    expected = int(torch.bucketize(torch.tensor(frequency), edges, right=True)) - 1
+    power = log_band_power(grey_stripes(size, frequency), bands)[0]
+    assert int(power.argmax()) == expected
+    assert power[expected] > power.median() + 3  # > e³ times a typical band (the window leaks into neighbours)
+
+
+def test_identical_and_mirrored_images_cost_nothing_blurred_ones_do():
+    torch.manual_seed(0)
+    texture = torch.rand(2, 3, 64, 64) * 2 - 1
+    mirrored = texture.flip(-1)
+    assert band_power_loss(texture, texture) == 0
+    # phase-blind: the same texture elsewhere is as good as in place (pixel L1 says otherwise)
+    assert band_power_loss(mirrored, texture) < 1e-4
+    assert (mirrored - texture).abs().mean() > 0.5
+    once = F.avg_pool2d(texture, 3, 1, 1)
+    twice = F.avg_pool2d(once, 3, 1, 1)
+    assert 0.5 < band_power_loss(once, texture) < band_power_loss(twice, texture)
+
+
+def test_its_gradient_puts_fine_texture_back_into_a_blurred_image():
+    torch.manual_seed(0)
+    texture = torch.rand(1, 3, 64, 64) * 2 - 1
+    image = F.avg_pool2d(texture, 5, 1, 2).requires_grad_()
+    finest_before = log_band_power(image, 8)[0, -1].item()
+    opt = torch.optim.Adam([image], lr=0.01)
+    for _ in range(30):
+        opt.zero_grad()
+        band_power_loss(image, texture).backward()
+        opt.step()
+    finest_after = log_band_power(image, 8)[0, -1].item()
+    assert finest_after > finest_before + 1
+    assert band_power_loss(image, texture) < band_power_loss(F.avg_pool2d(texture, 5, 1, 2), texture) / 2
+
+
+def test_config_loss_adds_the_weighted_band_term_only_when_asked():
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 64, 64) * 2 - 1
+    recon = F.avg_pool2d(target, 3, 1, 1)
+    plain = from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {})
+    spectral = from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"spectral_weight": 0.5})
+    pixel = reconstruction_loss(recon, target, plain.l1_weight, plain.l2_weight, plain.grad_weight)
+    assert config_loss(recon, target, plain) == pixel
+    assert config_loss(recon, target, spectral) == pytest.approx(pixel + 0.5 * band_power_loss(recon, target))
+
+
+def test_negative_spectral_weight_is_refused():
+    with pytest.raises(UserError, match="spectral_weight"):
+        from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"spectral_weight": -0.1})
+
+
+def test_crops_too_small_for_the_bands_are_refused():
+    with pytest.raises(ValueError, match="too small"):
+        log_band_power(torch.zeros(1, 3, 8, 8), 8)
