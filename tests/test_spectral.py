@@ -1,4 +1,4 @@
-"""The band-power loss (tokenizer/spectral.py): where power lands, what it ignores, where it pushes."""
+"""The texture losses (tokenizer/spectral.py): where power lands, what it ignores, where it pushes."""
 import math
 
 import pytest
@@ -9,7 +9,7 @@ from nuwa_inf.config import from_preset
 from nuwa_inf.errors import UserError
 from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from nuwa_inf.tokenizer.losses import config_loss, reconstruction_loss
-from nuwa_inf.tokenizer.spectral import LOWEST_CYCLES, band_power_loss, log_band_power
+from nuwa_inf.tokenizer.spectral import LOWEST_CYCLES, band_power_loss, gradient_profile, grid_loss, log_band_power
 
 
 def grey_stripes(size: int, cycles_per_px: float) -> torch.Tensor:
@@ -57,20 +57,58 @@ def test_its_gradient_puts_fine_texture_back_into_a_blurred_image():
     assert band_power_loss(image, texture) < band_power_loss(F.avg_pool2d(texture, 5, 1, 2), texture) / 2
 
 
+def blocky(images: torch.Tensor, period: int, step: float) -> torch.Tensor:
+    """`images` with every other period-wide column band raised by `step`: edges on the grid's x-lines."""
+    bands = (torch.arange(images.shape[-1]) // period % 2).to(images)
+    return images + step * bands
+
+
+def test_gradient_profile_finds_edges_on_the_grid_and_nothing_on_a_grid_free_image():
+    torch.manual_seed(0)
+    noise = torch.rand(2, 3, 128, 96)
+    flat = gradient_profile(noise, 16)
+    assert flat.shape == (2, 16) and (flat - 1).abs().max() < 0.05
+    edged = gradient_profile(blocky(noise, 16, 0.5), 16)
+    assert edged[0, 0] > 1.5 and (edged[0, 1:] < 1).all()   # x: the token edge stands out
+    assert (edged[1] - 1).abs().max() < 0.05                 # y: no horizontal edges were added
+    shifted = gradient_profile(blocky(noise, 16, 0.5).roll(3, -1), 16)
+    assert int(shifted[0].argmax()) == 3
+
+
+def test_grid_loss_charges_grid_edges_and_its_gradient_removes_them():
+    torch.manual_seed(0)
+    texture = torch.rand(1, 3, 64, 64)
+    assert grid_loss(texture, texture, 16) == 0
+    image = blocky(texture, 16, 0.3).requires_grad_()
+    before = grid_loss(image, texture, 16).item()
+    opt = torch.optim.Adam([image], lr=0.01)
+    for _ in range(40):
+        opt.zero_grad()
+        grid_loss(image, texture, 16).backward()
+        opt.step()
+    assert grid_loss(image, texture, 16) < before / 3
+    edge_before = gradient_profile(blocky(texture, 16, 0.3), 16)[0, 0]
+    edge_after = gradient_profile(image.detach(), 16)[0, 0]
+    assert edge_before > 1.1 and abs(edge_after - 1) < (edge_before - 1) / 2
+
+
 def test_config_loss_adds_the_weighted_band_term_only_when_asked():
     torch.manual_seed(0)
     target = torch.rand(2, 3, 64, 64) * 2 - 1
     recon = F.avg_pool2d(target, 3, 1, 1)
     plain = from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {})
     spectral = from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"spectral_weight": 0.5})
+    gridded = from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"grid_weight": 2.0})
     pixel = reconstruction_loss(recon, target, plain.l1_weight, plain.l2_weight, plain.grad_weight)
     assert config_loss(recon, target, plain) == pixel
     assert config_loss(recon, target, spectral) == pytest.approx(pixel + 0.5 * band_power_loss(recon, target))
+    assert config_loss(recon, target, gridded) == pytest.approx(pixel + 2.0 * grid_loss(recon, target, 16))
 
 
-def test_negative_spectral_weight_is_refused():
-    with pytest.raises(UserError, match="spectral_weight"):
-        from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"spectral_weight": -0.1})
+@pytest.mark.parametrize("name", ["spectral_weight", "grid_weight"])
+def test_negative_texture_weights_are_refused(name):
+    with pytest.raises(UserError, match=name):
+        from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {name: -0.1})
 
 
 def test_crops_too_small_for_the_bands_are_refused():

@@ -28,6 +28,7 @@ class TokenizerConfig:
     grad_weight: float = 0.5         # L1 on image gradients (sharpness without a pretrained net)
     chroma_weight: float = 0.0       # extra L1 on Cb/Cr (hue errors cost more than RGB L1 makes them)
     spectral_weight: float = 0.0     # L1 on log luma power per frequency band (texture; spectral.py)
+    grid_weight: float = 0.0         # L1 on |gradient| by phase on the token grid (block edges; spectral.py)
     entropy_weight: float = 0.1     # code-usage regulariser on the FSQ dims (keeps usage high)
     disc_weight: float = 0.1
     disc_start: int = 2000           # steps before the PatchGAN loss is switched on
@@ -54,7 +55,7 @@ class TokenizerConfig:
             raise UserError("ch, z_channels must be positive and num_res_blocks >= 0")
         if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):
             raise UserError(f"fsq_levels must all be >= 2, got {self.fsq_levels}")
-        for name in ("chroma_weight", "spectral_weight"):
+        for name in ("chroma_weight", "spectral_weight", "grid_weight"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         require_positive("tokenizer", lr=self.lr, crop=self.crop, batch_size=self.batch_size,

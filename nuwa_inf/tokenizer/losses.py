@@ -1,13 +1,13 @@
 """Reconstruction losses that need no pretrained network: L1, L2, L1 on image gradients, an
 extra L1 on chroma (RGB losses are dominated by luminance; this makes hue errors cost more),
-and the band-power loss of spectral.py (texture); `config_loss` weighs them as a config says."""
+the band-power loss of spectral.py (texture) and its grid loss (edges on the token grid); `config_loss` weighs them as a config says."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from .config import TokenizerConfig
-from .spectral import band_power_loss
+from .spectral import band_power_loss, grid_loss
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,6 +40,8 @@ def config_loss(recon: torch.Tensor, target: torch.Tensor, cfg: TokenizerConfig)
     loss = reconstruction_loss(recon, target, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight, cfg.chroma_weight)
     if cfg.spectral_weight:
         loss = loss + cfg.spectral_weight * band_power_loss(recon, target)
+    if cfg.grid_weight:
+        loss = loss + cfg.grid_weight * grid_loss(recon, target, cfg.downsample)
     return loss
 
 

@@ -1,15 +1,19 @@
-"""Band-power loss: match how much fine texture a reconstruction has, not where it is.
+"""Texture losses without a pretrained network: how much fine texture, and no block grid.
 
 Pixel losses (L1, L2) reward the mean of everything the code could stand for, so a
 tokenizer trained on them alone paints paper grain and brush texture as flat colour: on
 the procedural scrolls the finest bands of a round trip held ~150× less power than the
-originals. This loss compares, per image, the log mean power of the luma in log-spaced
-radial frequency bands of the original and the reconstruction. It is blind to phase: the
-decoder may put grain anywhere, as long as there is as much of it at each scale. No
-pretrained network is needed, which is the point (none can be downloaded here).
+originals. `band_power_loss` compares, per image, the log mean power of the luma in
+log-spaced radial frequency bands of the original and the reconstruction. It is blind to
+phase: the decoder may put grain anywhere, as long as there is as much of it at each scale.
 
     luma (B, H, W), mean removed, Hann-windowed → |rfft2|² / Σ window² (B, H, W//2+1)
     → mean over the bins of each band (B, bands) → log → L1 between the two images' values
+
+Grain drawn token by token does not continue across token edges, and each token's colour is
+its own: both show as lines on the 16-px grid (the seam ratio of a round trip). `grid_loss`
+compares the mean |pixel difference| by phase on that grid: a crop of a real image has the
+same difference across a token edge as anywhere else, so its profile is flat.
 """
 from __future__ import annotations
 
@@ -59,3 +63,24 @@ def log_band_power(images: torch.Tensor, bands: int) -> torch.Tensor:
 def band_power_loss(recon: torch.Tensor, target: torch.Tensor, bands: int = 8) -> torch.Tensor:
     """Mean |log band power(recon) − log band power(target)| over images and bands."""
     return (log_band_power(recon, bands) - log_band_power(target, bands)).abs().mean()
+
+
+
+def gradient_profile(images: torch.Tensor, period: int) -> torch.Tensor:
+    """(B, 3, H, W) → (2, period): mean |difference| between neighbouring columns (row 0) and rows
+    (row 1) by their phase on a `period`-pixel grid, divided by its mean. Phase 0 is the line
+    between pixel k·period − 1 and k·period: the token grid's edges. A grid-free image is flat ≈ 1."""
+    x_diff = (images[..., :, 1:] - images[..., :, :-1]).abs().mean(dim=(0, 1, 2))   # (W − 1,), [j]: j | j+1
+    y_diff = (images[..., 1:, :] - images[..., :-1, :]).abs().mean(dim=(0, 1, 3))   # (H − 1,)
+    profiles = []
+    for diff in (x_diff, y_diff):
+        whole = (diff.numel() + 1) // period - 1            # whole periods after the first
+        lines = diff[period - 1: period - 1 + whole * period].view(whole, period)  # [i, p]: line at (i+1)·period + p
+        profile = lines.mean(0)                             # (period,)
+        profiles.append(profile / profile.mean().clamp_min(1e-8))
+    return torch.stack(profiles)
+
+
+def grid_loss(recon: torch.Tensor, target: torch.Tensor, period: int) -> torch.Tensor:
+    """Mean |gradient profile(recon) − gradient profile(target)|: block edges the original lacks."""
+    return (gradient_profile(recon, period) - gradient_profile(target, period)).abs().mean()
