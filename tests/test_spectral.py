@@ -29,14 +29,22 @@ def test_stripes_put_their_power_in_their_band(frequency):
     assert power[expected] > power.median() + 3  # > e³ times a typical band (the window leaks into neighbours)
 
 
-def test_identical_and_mirrored_images_cost_nothing_blurred_ones_do():
+def test_stripes_one_way_do_not_pass_for_stripes_the_other_way():
+    vertical = grey_stripes(128, 0.2)
+    horizontal = vertical.transpose(-1, -2)
+    turned = band_power_loss(vertical, horizontal)
+    assert turned > 3                                                    # four orientation sectors see it
+    assert band_power_loss(vertical, horizontal, orientations=1) < turned / 10  # radial bands alone barely do
+
+
+def test_identical_and_turned_images_cost_nothing_blurred_ones_do():
     torch.manual_seed(0)
     texture = torch.rand(2, 3, 64, 64) * 2 - 1
-    mirrored = texture.flip(-1)
+    turned = texture.flip(-1, -2)  # turned 180°: every frequency keeps its direction
     assert band_power_loss(texture, texture) == 0
     # phase-blind: the same texture elsewhere is as good as in place (pixel L1 says otherwise)
-    assert band_power_loss(mirrored, texture) < 1e-4
-    assert (mirrored - texture).abs().mean() > 0.5
+    assert band_power_loss(turned, texture) < 1e-4
+    assert (turned - texture).abs().mean() > 0.5
     once = F.avg_pool2d(texture, 3, 1, 1)
     twice = F.avg_pool2d(once, 3, 1, 1)
     assert 0.5 < band_power_loss(once, texture) < band_power_loss(twice, texture)

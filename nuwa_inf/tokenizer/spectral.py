@@ -4,11 +4,13 @@ Pixel losses (L1, L2) reward the mean of everything the code could stand for, so
 tokenizer trained on them alone paints paper grain and brush texture as flat colour: on
 the procedural scrolls the finest bands of a round trip held ~150× less power than the
 originals. `band_power_loss` compares, per image, the log mean power of the luma in
-log-spaced radial frequency bands of the original and the reconstruction. It is blind to
-phase: the decoder may put grain anywhere, as long as there is as much of it at each scale.
+log-spaced radial frequency bands, each split into four orientation sectors, of the original
+and the reconstruction. It is blind to phase: the decoder may put grain anywhere, as long as
+there is as much of it at each scale and in each direction (radial bands alone taught the
+decoder horizontal stripes: power at the right scale, all in one direction).
 
     luma (B, H, W), mean removed, Hann-windowed → |rfft2|² / Σ window² (B, H, W//2+1)
-    → mean over the bins of each band (B, bands) → log → L1 between the two images' values
+    → mean over the bins of each band and sector (B, bands · 4) → log → L1 between the two images
 
 Grain drawn token by token does not continue across token edges, and each token's colour is
 its own: both show as lines on the 16-px grid (the seam ratio of a round trip). `grid_loss`
@@ -27,44 +29,48 @@ POWER_FLOOR = 1e-10   # added before the log: flat images compare as equal, not 
 
 
 @lru_cache(maxsize=8)
-def band_matrix(height: int, width: int, bands: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(bins, bands) 0/1 membership of each rfft2 bin in each radial band, and the Hann window (H, W).
+def band_matrix(height: int, width: int, bands: int, orientations: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bins, bands · orientations) 0/1 membership of each rfft2 bin in each band (band-major),
+    and the Hann window (H, W).
 
-    Bands are log-spaced from LOWEST_CYCLES per crop to Nyquist (0.5 cycles/px); the DC
-    bin, bins below the first band and corner bins beyond Nyquist belong to none.
+    Bands are log-spaced in radius from LOWEST_CYCLES per crop to Nyquist (0.5 cycles/px); the
+    DC bin, bins below the first band and corner bins beyond Nyquist belong to none.
+    Orientations split each band into equal sectors of the frequency's angle in [−90°, 90°]:
+    with them, stripes all one way do not pass for isotropic grain of the same power.
     """
-    fy = torch.fft.fftfreq(height).abs()                  # (H,)  cycles/px
-    fx = torch.fft.rfftfreq(width)                        # (W//2+1,)
-    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).flatten()   # (bins,)
+    fy = torch.fft.fftfreq(height)[:, None].expand(height, width // 2 + 1).flatten()   # (bins,) cycles/px
+    fx = torch.fft.rfftfreq(width)[None, :].expand(height, width // 2 + 1).flatten()   # (bins,) ≥ 0
+    radius = torch.sqrt(fy ** 2 + fx ** 2)
     lowest = LOWEST_CYCLES / min(height, width)
     edges = torch.logspace(torch.log10(torch.tensor(lowest)), torch.log10(torch.tensor(0.5)), bands + 1)
     band = torch.bucketize(radius, edges, right=True) - 1  # −1: below the first edge; `bands`: beyond Nyquist
+    angle = torch.atan2(fy, fx)                             # [−π/2, π/2]
+    sector = ((angle + torch.pi / 2) / torch.pi * orientations).long().clamp(0, orientations - 1)
     inside = (band >= 0) & (band < bands)
-    membership = torch.zeros(radius.numel(), bands)
-    membership[inside.nonzero().squeeze(1), band[inside]] = 1.0
+    membership = torch.zeros(radius.numel(), bands * orientations)
+    membership[inside.nonzero().squeeze(1), (band * orientations + sector)[inside]] = 1.0
     if (membership.sum(0) == 0).any():
-        raise ValueError(f"a {height}×{width} crop is too small for {bands} frequency bands")
+        raise ValueError(f"a {height}×{width} crop is too small for {bands} frequency bands × {orientations} orientations")
     window = torch.hann_window(height, periodic=False)[:, None] * torch.hann_window(width, periodic=False)[None, :]
     return membership, window
 
 
-def log_band_power(images: torch.Tensor, bands: int) -> torch.Tensor:
-    """(B, 3, H, W) RGB → (B, bands) log mean luma power per band, coarse → fine."""
+def log_band_power(images: torch.Tensor, bands: int, orientations: int = 1) -> torch.Tensor:
+    """(B, 3, H, W) RGB → (B, bands · orientations) log mean luma power per band (coarse → fine),
+    each band's orientation sectors side by side."""
     _, _, height, width = images.shape
-    membership, window = band_matrix(height, width, bands)
+    membership, window = band_matrix(height, width, bands, orientations)
     membership, window = membership.to(images), window.to(images)
     luma = torch.einsum("c,bchw->bhw", torch.tensor(LUMA_FROM_RGB).to(images), images)
     luma = (luma - luma.mean((-2, -1), keepdim=True)) * window
     power = torch.fft.rfft2(luma).abs().square().flatten(1) / window.square().sum()  # (B, bins)
-    mean_power = power @ membership / membership.sum(0)                              # (B, bands)
+    mean_power = power @ membership / membership.sum(0)                              # (B, bands · orientations)
     return torch.log(mean_power + POWER_FLOOR)
 
 
-def band_power_loss(recon: torch.Tensor, target: torch.Tensor, bands: int = 8) -> torch.Tensor:
-    """Mean |log band power(recon) − log band power(target)| over images and bands."""
-    return (log_band_power(recon, bands) - log_band_power(target, bands)).abs().mean()
-
-
+def band_power_loss(recon: torch.Tensor, target: torch.Tensor, bands: int = 8, orientations: int = 4) -> torch.Tensor:
+    """Mean |log band power(recon) − log band power(target)| over images, bands and orientations."""
+    return (log_band_power(recon, bands, orientations) - log_band_power(target, bands, orientations)).abs().mean()
 
 def gradient_profile(images: torch.Tensor, period: int) -> torch.Tensor:
     """(B, 3, H, W) → (2, period): mean |difference| between neighbouring columns (row 0) and rows
