@@ -8,6 +8,8 @@ RUN=${RUN:-$HOME/nuwa-runs}
 BIN=${BIN:-.venv/bin}
 TOK_STEPS=${TOK_STEPS:-1500}
 MODEL_STEPS=${MODEL_STEPS:-1800}
+MORE_STEPS=${MORE_STEPS:-1400}
+DECODER_STEPS=${DECODER_STEPS:-600}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -32,5 +34,24 @@ $BIN/nuwa-inf train model --data "$RUN/data/train" --val-data "$RUN/data/val" --
   --out "$RUN/model" --config small --steps "$MODEL_STEPS" --save-every 25 --val-every 100 --keep-best \
   --no-flips $(resume "$RUN/model")
 
-# 4. export fp16 weights into the package
-$BIN/python -m nuwa_inf.assets.export "$RUN/model" nuwa_inf/assets/default
+# 4. 48 more scrolls (seeds disjoint), the transformer continued on all 96 from stage 3's weights
+[ -f "$RUN/data/more/.done" ] || {
+  $BIN/nuwa-inf data procedural --out "$RUN/data/more" --count 48 --width 4096 --height 2048 --seed 5000
+  touch "$RUN/data/more/.done"; }
+mkdir -p "$RUN/data/train96" "$RUN/model96"
+for f in "$RUN"/data/train/scroll_* "$RUN"/data/more/scroll_*; do
+  ln -sf "$f" "$RUN/data/train96/$(basename "$(dirname "$f")")_$(basename "$f")"; done
+# the cache is keyed by each image's resolved path: stage 3's 48 grids are reused
+[ -d "$RUN/model96/token_cache" ] || cp -r "$RUN/model/token_cache" "$RUN/model96/token_cache"
+$BIN/nuwa-inf train model --data "$RUN/data/train96" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
+  --out "$RUN/model96" --steps "$MORE_STEPS" --save-every 25 --val-every 100 --keep-best --no-flips \
+  $( [ -f "$RUN/model96/checkpoints/latest.json" ] && echo --resume || echo --init "$RUN/model" --set lr=3e-4 )
+
+# 5. the decoder's texture: encoder and quantiser frozen (the codes, and so the transformer, stay
+#    valid), band-power and grid losses on (tokenizer/spectral.py)
+$BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer_texture" --init "$RUN/tokenizer" \
+  --set freeze=encoder --set spectral_weight=0.01 --set grid_weight=0.03 --set lr=1e-4 \
+  --steps "$DECODER_STEPS" --save-every 50 --seed 3 $(resume "$RUN/tokenizer_texture")
+
+# 6. export fp16 weights into the package: stage 4's transformer, stage 5's tokenizer
+$BIN/python -m nuwa_inf.assets.export "$RUN/model96" nuwa_inf/assets/default "$RUN/tokenizer_texture"
