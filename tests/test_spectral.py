@@ -119,6 +119,12 @@ def test_negative_texture_weights_are_refused(name):
         from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {name: -0.1})
 
 
+def test_a_crop_too_small_for_the_bands_is_a_config_error():
+    with pytest.raises(UserError, match="at least 32 px"):
+        from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"spectral_weight": 0.01, "crop": 16})
+    from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny", {"spectral_weight": 0.01, "crop": 32})
+
+
 def test_crops_too_small_for_the_bands_are_refused():
     with pytest.raises(ValueError, match="too small"):
         log_band_power(torch.zeros(1, 3, 8, 8), 8)
