@@ -35,6 +35,7 @@ from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.eval.block_stats import FEATURE_GROUPS, block_features  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir  # noqa: E402
+from nuwa_inf.tokenizer.quantizer import code_usage  # noqa: E402
 from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled  # noqa: E402
 from nuwa_inf.tokenizer.vqgan import VQGAN  # noqa: E402
 
@@ -87,14 +88,13 @@ def main(argv: list[str] | None = None) -> int:
             spectra.append([block_features(x, SPECTRUM_PATCH).features[:, bands].mean(0) for x in (image, recon)])
     blocks_all, codes_all = np.concatenate(blocks), np.concatenate(codes)
     error = np.mean(errors, axis=0)
-    counts = np.bincount(codes_all, minlength=tokenizer.codebook_size) / codes_all.size
-    nonzero = counts[counts > 0]
+    usage, perplexity = code_usage(torch.from_numpy(codes_all.astype(np.int64)), tokenizer.codebook_size)
     result = {
         "images": len(errors),
         "psnr_db": float(np.mean(psnrs)),
         "psnr_db_per_image": psnrs,
-        "usage": float((counts > 0).mean()),
-        "perplexity": float(np.exp(-(nonzero * np.log(nonzero)).sum())),
+        "usage": usage,
+        "perplexity": perplexity,
         "round_trip_abs_error": {"Y": float(error[0]), "Cb": float(error[1]), "Cr": float(error[2])},
         "explained_by_code": {"luma": explained(blocks_all[:, :1], codes_all),
                               "chroma": explained(blocks_all[:, 1:], codes_all)},

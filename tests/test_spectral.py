@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from nuwa_inf.config import from_preset
 from nuwa_inf.errors import UserError
 from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
-from nuwa_inf.tokenizer.losses import config_loss, reconstruction_loss
+from nuwa_inf.tokenizer.losses import reconstruction_loss
+from nuwa_inf.tokenizer.objective import config_loss
 from nuwa_inf.tokenizer.spectral import LOWEST_CYCLES, band_power_loss, gradient_profile, grid_loss, log_band_power
 
 

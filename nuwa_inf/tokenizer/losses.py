@@ -1,13 +1,10 @@
-"""Reconstruction losses that need no pretrained network: L1, L2, L1 on image gradients, an
-extra L1 on chroma (RGB losses are dominated by luminance; this makes hue errors cost more),
-the band-power loss of spectral.py (texture) and its grid loss (edges on the token grid); `config_loss` weighs them as a config says."""
+"""Reconstruction losses that need no pretrained network: L1, L2, L1 on image gradients, and an
+extra L1 on chroma (RGB losses are dominated by luminance; this makes hue errors cost more).
+The texture losses are in spectral.py; objective.py weighs them all as a config says."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from .config import TokenizerConfig
-from .spectral import band_power_loss, grid_loss
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -15,8 +12,14 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-# BT.601 rows that turn RGB into the two colour-difference channels Cb, Cr
+# BT.601 rows that turn RGB into luma Y and into the two colour-difference channels Cb, Cr
+LUMA_FROM_RGB = torch.tensor([0.299, 0.587, 0.114])
 CHROMA_FROM_RGB = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB → (B, H, W) luma Y."""
+    return torch.einsum("c,bchw->bhw", LUMA_FROM_RGB.to(x), x)
 
 
 def chroma(x: torch.Tensor) -> torch.Tensor:
@@ -32,16 +35,6 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, l1: float, l2
     if grad:
         (rx, ry), (tx, ty) = image_gradients(recon), image_gradients(target)
         loss = loss + grad * 0.5 * ((rx - tx).abs().mean() + (ry - ty).abs().mean())
-    return loss
-
-
-def config_loss(recon: torch.Tensor, target: torch.Tensor, cfg: TokenizerConfig) -> torch.Tensor:
-    """The reconstruction part of the tokenizer's training loss, weighted as `cfg` says."""
-    loss = reconstruction_loss(recon, target, cfg.l1_weight, cfg.l2_weight, cfg.grad_weight, cfg.chroma_weight)
-    if cfg.spectral_weight:
-        loss = loss + cfg.spectral_weight * band_power_loss(recon, target)
-    if cfg.grid_weight:
-        loss = loss + cfg.grid_weight * grid_loss(recon, target, cfg.downsample)
     return loss
 
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import torch
 
-LUMA_FROM_RGB = (0.299, 0.587, 0.114)  # BT.601
+from .losses import image_gradients, luma
 LOWEST_CYCLES = 2.0   # the lowest band starts at 2 cycles per crop
 POWER_FLOOR = 1e-10   # added before the log: flat images compare as equal, not as -inf
 
@@ -61,9 +61,9 @@ def log_band_power(images: torch.Tensor, bands: int, orientations: int = 1) -> t
     _, _, height, width = images.shape
     membership, window = band_matrix(height, width, bands, orientations)
     membership, window = membership.to(images), window.to(images)
-    luma = torch.einsum("c,bchw->bhw", torch.tensor(LUMA_FROM_RGB).to(images), images)
-    luma = (luma - luma.mean((-2, -1), keepdim=True)) * window
-    power = torch.fft.rfft2(luma).abs().square().flatten(1) / window.square().sum()  # (B, bins)
+    y = luma(images)
+    y = (y - y.mean((-2, -1), keepdim=True)) * window
+    power = torch.fft.rfft2(y).abs().square().flatten(1) / window.square().sum()  # (B, bins)
     mean_power = power @ membership / membership.sum(0)                              # (B, bands · orientations)
     return torch.log(mean_power + POWER_FLOOR)
 
@@ -72,12 +72,14 @@ def band_power_loss(recon: torch.Tensor, target: torch.Tensor, bands: int = 8, o
     """Mean |log band power(recon) − log band power(target)| over images, bands and orientations."""
     return (log_band_power(recon, bands, orientations) - log_band_power(target, bands, orientations)).abs().mean()
 
+
 def gradient_profile(images: torch.Tensor, period: int) -> torch.Tensor:
     """(B, 3, H, W) → (2, period): mean |difference| between neighbouring columns (row 0) and rows
     (row 1) by their phase on a `period`-pixel grid, divided by its mean. Phase 0 is the line
     between pixel k·period − 1 and k·period: the token grid's edges. A grid-free image is flat ≈ 1."""
-    x_diff = (images[..., :, 1:] - images[..., :, :-1]).abs().mean(dim=(0, 1, 2))   # (W − 1,), [j]: j | j+1
-    y_diff = (images[..., 1:, :] - images[..., :-1, :]).abs().mean(dim=(0, 1, 3))   # (H − 1,)
+    dx, dy = image_gradients(images)
+    x_diff = dx.abs().mean(dim=(0, 1, 2))   # (W − 1,), [j]: the line between columns j and j+1
+    y_diff = dy.abs().mean(dim=(0, 1, 3))   # (H − 1,)
     profiles = []
     for diff in (x_diff, y_diff):
         whole = (diff.numel() + 1) // period - 1            # whole periods after the first

@@ -532,7 +532,7 @@ def heldout_bits(tokenizer, transformer_dir: Path, folder: Path, cache: Path, cr
 
 def probe_tokenizer_step(cfg: TokenizerConfig) -> float:
     """Seconds for one training step of a tokenizer of this config (random weights and crops)."""
-    from ..tokenizer.losses import config_loss
+    from ..tokenizer.objective import config_loss
     from ..tokenizer.vqgan import VQGAN
 
     model = VQGAN(cfg).train()

@@ -21,7 +21,8 @@ from ..data.datasets import CropSampler, warn
 from ..errors import UserError
 from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from ..tokenizer.discriminator import PatchDiscriminator, hinge_d_loss
-from ..tokenizer.losses import config_loss, psnr
+from ..tokenizer.losses import psnr
+from ..tokenizer.objective import config_loss
 from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
 from ..checkpoint import load_state_into, load_tensors, read_config
