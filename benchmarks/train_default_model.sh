@@ -26,7 +26,7 @@ resume() { [ -f "$1/checkpoints/latest.json" ] && echo --resume || true; }
 
 # 2. tokenizer (the small preset: shortcuts around resampling, channel_shuffle 0.5)
 $BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer" --config small \
-  --set lr=4e-4 --steps "$TOK_STEPS" --save-every 50 --seed 0 $(resume "$RUN/tokenizer")
+  --steps "$TOK_STEPS" --save-every 50 --seed 0 $(resume "$RUN/tokenizer")
 
 # 3. transformer (pre-tokenises the data once, then trains; canvas RoPE and band embeddings
 #    from the small preset), keeping the weights with the best validation bits/token
@@ -55,13 +55,3 @@ $BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer_tex
 
 # 6. export fp16 weights into the package: stage 4's transformer, stage 5's tokenizer
 $BIN/python -m nuwa_inf.assets.export "$RUN/model96" nuwa_inf/assets/default "$RUN/tokenizer_texture"
-# the bundled configs carry the from-scratch stages' learning rates (4e-4, 6e-4): `--init default`
-# fine-tunes at a fixed share of them (train/finetune.py), as the README's fine-tuning figures were measured
-$BIN/python - <<'PY'
-import json
-for part, lr in (("tokenizer", 4e-4), ("transformer", 6e-4)):
-    path = f"nuwa_inf/assets/default/{part}/config.json"
-    meta = json.load(open(path))
-    meta["config"]["lr"] = lr
-    open(path, "w").write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-PY

@@ -307,3 +307,27 @@ def test_patience_needs_keep_best(model_dir, photos, tmp_path, capsys):
             "--config", "tiny", "--steps", "3", "--patience", "2"]
     assert main(args) == 2
     assert "--patience needs --keep-best" in capsys.readouterr().err
+
+
+def test_finetune_lr_follows_the_preset_not_the_checkpoints_last_stage(tmp_path):
+    """`--init` fine-tunes at LR_SCALE × the preset's from-scratch rate: a checkpoint whose last
+    stage ran at some other rate, or a fine-tune of a fine-tune, starts at the same rate."""
+    from nuwa_inf.model.config import MODEL_PRESETS, ModelConfig
+    from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+    from nuwa_inf.train.finetune import LR_SCALE, resolve_config
+
+    model_dir = make_model_dir(tmp_path / "m")
+    for part, cls, presets in (("transformer", ModelConfig, MODEL_PRESETS),
+                               ("tokenizer", TokenizerConfig, TOKENIZER_PRESETS)):
+        config_path = model_dir / part / "config.json"
+        meta = json.loads(config_path.read_text())
+        preset_lr = presets["tiny"].get("lr", cls().lr)
+        meta["config"]["lr"] = preset_lr * 0.01          # its last stage ran far lower
+        config_path.write_text(json.dumps(meta))
+        cfg = resolve_config(cls, presets, part, None, model_dir / part, [])
+        assert cfg.lr == pytest.approx(preset_lr * LR_SCALE)
+        assert resolve_config(cls, presets, part, None, model_dir / part, ["lr=1e-5"]).lr == 1e-5
+        meta["config"]["preset"] = "custom"              # no known preset: its own rate is the base
+        config_path.write_text(json.dumps(meta))
+        cfg = resolve_config(cls, presets, part, None, model_dir / part, [])
+        assert cfg.lr == pytest.approx(preset_lr * 0.01 * LR_SCALE)

@@ -76,7 +76,7 @@ TOKENIZER_PRESETS = {
                  fsq_levels=(4, 4), crop=64, batch_size=4, disc_start=50, disc_ch=8),
     # the CPU default and the bundled model's tokenizer
     "small": dict(ch=32, ch_mult=(1, 2, 2, 4, 4), num_res_blocks=1, z_channels=128,
-                  fsq_levels=(8, 8, 8, 8), crop=128, batch_size=8, channel_shuffle=0.5, shortcuts=True),
+                  fsq_levels=(8, 8, 8, 8), crop=128, batch_size=8, channel_shuffle=0.5, shortcuts=True, lr=4e-4),
     # paper-like, for GPUs: 16384 codes (4^7)
     "base": dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256,
                  fsq_levels=(4, 4, 4, 4, 4, 4, 4), crop=256, batch_size=16, disc_start=20000, disc_ch=64, lr=1e-4,

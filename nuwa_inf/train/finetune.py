@@ -1,8 +1,10 @@
 """Fine-tuning defaults for `--init`: start from a checkpoint's config, gentler optimisation.
 
 Without an explicit `--config`, a run started with `--init` takes the init checkpoint's own
-configuration (so `--init default` just works), with the learning rate scaled by
-`LR_SCALE` and a short warm-up, unless the user overrides them. An explicit `--config` is
+configuration (so `--init default` just works), with a short warm-up and `LR_SCALE` times the
+from-scratch learning rate of the checkpoint's preset (`base_lr`), unless the user overrides them.
+The preset's rate, not the checkpoint's own: a checkpoint's `lr` is whatever its last stage ran
+at, and scaling that would shrink the rate again with every fine-tune of a fine-tune. An explicit `--config` is
 honoured, and a shape mismatch with the init weights is then reported tensor by tensor.
 """
 from __future__ import annotations
@@ -27,9 +29,18 @@ def resolve_config(cls: type[C], presets: dict, kind: str, preset: str | None, i
         return from_preset(cls, presets, preset or "small", values)
     config = dict(read_config(init_dir, kind)["config"])
     if "lr" not in values:
-        values["lr"] = config["lr"] * LR_SCALE
+        values["lr"] = base_lr(config, presets, cls) * LR_SCALE
     config.update(values)
     return from_dict(cls, config)
+
+
+def base_lr(config: dict, presets: dict, cls: type) -> float:
+    """The from-scratch learning rate of a checkpoint's config: its preset's (or the config
+    class's default when the preset leaves it), the config's own when it names no known preset."""
+    preset = config.get("preset")
+    if preset not in presets:
+        return config["lr"]
+    return presets[preset].get("lr", from_dict(cls, {}).lr)
 
 
 def warmup_steps(total: int, finetune: bool, default_cap: int) -> int:

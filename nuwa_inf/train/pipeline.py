@@ -49,6 +49,7 @@ from ..errors import UserError
 from ..images import image_size, load_rgb
 from ..model.config import MODEL_PRESETS, ModelConfig
 from ..tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
+from .finetune import base_lr
 
 STATE_FILE = "pipeline.json"
 DEFAULT_TIME_BUDGET = 20 * 60.0
@@ -253,7 +254,7 @@ class Pipeline:
         values = to_dict(cfg)
         preset = values.pop("preset")
         if self.run.init is not None:
-            values["lr"] = cfg.lr * FINETUNE_LR_SCALE[kind]
+            values["lr"] = base_lr(to_dict(cfg), presets, type(cfg)) * FINETUNE_LR_SCALE[kind]
         values.update(parse_overrides(user))
         return (preset if preset in presets else next(iter(presets))), values
 
