@@ -72,3 +72,50 @@ def test_train_model_reduces_loss_and_resumes_exactly(tmp_path):
     a, b = LocalTransformer.load(tmp_path / "a"), LocalTransformer.load(resumed)
     for name, tensor in a.state_dict().items():
         assert torch.equal(tensor, b.state_dict()[name]), name
+
+
+def test_the_context_path_learns_to_copy_the_left_neighbour():
+    """Token rows constant across the canvas, a random value per row: a patch's first column is
+    known only from its left neighbour. Trained as the trainer trains (random crops and orders),
+    the model copies it through the context path; with the neighbour taken out of the layout
+    the same column is a guess again."""
+    from nuwa_inf.kernels import PatchLayout
+    from nuwa_inf.train.token_cache import TokenCropSampler
+
+    cfg = from_preset(ModelConfig, MODEL_PRESETS, "tiny", {"batch_size": 8, "dim": 32})
+    rng = np.random.default_rng(0)
+    grids = [np.repeat(rng.integers(0, cfg.vocab_size, (4 * cfg.patch_h, 1)), 8 * cfg.patch_w, axis=1)
+             for _ in range(32)]
+    sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=0)
+    orders = torch.Generator().manual_seed(1)
+    torch.manual_seed(0)
+    model = LocalTransformer(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    for _ in range(300):
+        tokens = sampler.sample(cfg.batch_size)
+        layout = batch_layout([sample_crop_contexts(cfg, orders) for _ in range(cfg.batch_size)], cfg.n_offsets)
+        logits = model.forward_train(tokens, layout)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size), tokens.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    model.eval()
+    row_values = torch.from_numpy(rng.integers(0, cfg.vocab_size, (64, cfg.patch_h)))
+    pair = row_values[:, :, None].expand(-1, -1, cfg.patch_w).reshape(64, cfg.patch_tokens)  # (64, P)
+    tokens = pair.repeat_interleave(2, dim=0)                   # patch A, patch B right of it, 64 times
+    positions = torch.tensor([[0, 0], [0, 1]]).repeat(64, 1)
+
+    def first_column_accuracy(b_reads_a: bool) -> float:
+        ctx = torch.tensor([[-1], [0]]).repeat(64, 1) + torch.arange(64).repeat_interleave(2)[:, None] * 2
+        ctx[0::2] = -1
+        if not b_reads_a:
+            ctx[1::2] = -1
+        offsets = torch.full_like(ctx, cfg.offset_id(0, 0, -1))
+        with torch.no_grad():
+            logits = model.forward_train(tokens, PatchLayout(ctx, offsets, cfg.n_offsets), positions=positions)
+        guess = logits[1::2].argmax(-1).view(64, cfg.patch_h, cfg.patch_w)[:, :, 0]
+        return float((guess == row_values).float().mean())
+
+    assert first_column_accuracy(True) > 0.9
+    assert first_column_accuracy(False) < 0.4
