@@ -119,3 +119,28 @@ def test_the_context_path_learns_to_copy_the_left_neighbour():
 
     assert first_column_accuracy(True) > 0.9
     assert first_column_accuracy(False) < 0.4
+
+
+def test_token_cache_adds_mirror_copies_later_and_leaves_them_out_when_asked(tmp_path):
+    """A cache made without mirror copies gets them (and only the missing ones are encoded) when a
+    later run wants them; a run with --no-flips gets none even from a cache that has them."""
+    from nuwa_inf.tokenizer.vqgan import VQGAN
+    from nuwa_inf.train.token_cache import pretokenize
+
+    image_folder = tmp_path / "images"
+    image_folder.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_image(64, 96, seed=i)).save(image_folder / f"{i}.png")
+    tokenizer = VQGAN.load(make_model_dir(tmp_path / "m") / "tokenizer")
+    cache = tmp_path / "cache"
+    plain = pretokenize(image_folder, tokenizer, cache, (2, 2), flips=False)
+    assert len(plain) == 2 and not list(cache.glob("*_flip.npy"))
+    with_flips = pretokenize(image_folder, tokenizer, cache, (2, 2), flips=True)
+    assert len(with_flips) == 4 and len(list(cache.glob("*_flip.npy"))) == 2
+    for grid, mirror in zip(with_flips[0::2], with_flips[1::2]):
+        assert grid.shape == mirror.shape and not np.array_equal(grid, mirror)
+    fresh = pretokenize(image_folder, tokenizer, tmp_path / "fresh", (2, 2), flips=True)
+    for added, encoded in zip(with_flips, fresh):            # the same grids as a cache made with flips
+        assert np.array_equal(added, encoded)
+    again = pretokenize(image_folder, tokenizer, cache, (2, 2), flips=False)
+    assert len(again) == 2 and all(np.array_equal(a, b) for a, b in zip(again, plain))

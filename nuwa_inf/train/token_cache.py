@@ -48,20 +48,27 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
     for path in tqdm(list_images(data), desc="pre-tokenising", dynamic_ncols=True):
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime, stat.st_size)
-        if key in done and (cache / done[key]["file"]).is_file():
-            items.append(done[key])
+        cached = done.get(key)
+        if cached is not None and (cache / cached["file"]).is_file():
+            if flips and not (cached.get("flip") and (cache / cached["flip"]).is_file()):
+                # cached by a run without mirror copies: add this image's now
+                image = _load(path)
+                if image is None:
+                    continue
+                image = image[:image.shape[0] // f * f, :image.shape[1] // f * f]
+                cached["flip"] = cached["file"].replace(".npy", "_flip.npy")
+                _save_grid(cache / cached["flip"], encode_tiled(tokenizer, np.ascontiguousarray(image[:, ::-1])))
+                write_json(manifest_path, manifest)
+            items.append(cached)
             continue
-        try:
-            image = load_rgb(path)
-        except UserError as err:
-            warn(f"skipping unreadable image: {err}")
+        image = _load(path)
+        if image is None:
             continue
-        height, width = image.shape[0] // f * f, image.shape[1] // f * f
-        if height // f < min_tokens[0] or width // f < min_tokens[1]:
+        if image.shape[0] // f < min_tokens[0] or image.shape[1] // f < min_tokens[1]:
             warn(f"{path} ({image.shape[1]}x{image.shape[0]}) is smaller than one training crop "
                  f"({min_tokens[1] * f}x{min_tokens[0] * f}); skipped")
             continue
-        image = image[:height, :width]
+        image = image[:image.shape[0] // f * f, :image.shape[1] // f * f]
         name = f"tok_{len(manifest['items']):05d}"
         _save_grid(cache / f"{name}.npy", encode_tiled(tokenizer, image))
         if flips:
@@ -76,9 +83,18 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
     grids = []
     for item in items:
         grids.append(np.load(cache / item["file"]))
-        if item.get("flip"):
+        if flips and item.get("flip"):
             grids.append(np.load(cache / item["flip"]))
     return grids
+
+
+def _load(path: Path) -> np.ndarray | None:
+    """The image, or None (with a message) if it cannot be read."""
+    try:
+        return load_rgb(path)
+    except UserError as err:
+        warn(f"skipping unreadable image: {err}")
+        return None
 
 
 def _save_grid(path: Path, grid: np.ndarray) -> None:
