@@ -24,6 +24,7 @@ from functools import lru_cache
 import torch
 
 from .losses import image_gradients, luma
+
 LOWEST_CYCLES = 2.0   # the lowest band starts at 2 cycles per crop
 POWER_FLOOR = 1e-10   # added before the log: flat images compare as equal, not as -inf
 

@@ -4,8 +4,9 @@ Without an explicit `--config`, a run started with `--init` takes the init check
 configuration (so `--init default` just works), with a short warm-up and `LR_SCALE` times the
 from-scratch learning rate of the checkpoint's preset (`base_lr`), unless the user overrides them.
 The preset's rate, not the checkpoint's own: a checkpoint's `lr` is whatever its last stage ran
-at, and scaling that would shrink the rate again with every fine-tune of a fine-tune. An explicit `--config` is
-honoured, and a shape mismatch with the init weights is then reported tensor by tensor.
+at, and scaling that would shrink the rate again with every fine-tune of a fine-tune. An
+explicit `--config` is honoured, and a shape mismatch with the init weights is then reported
+tensor by tensor.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def base_lr(config: dict, presets: dict, cls: type) -> float:
     preset = config.get("preset")
     if preset not in presets:
         return config["lr"]
-    return presets[preset].get("lr", from_dict(cls, {}).lr)
+    return presets[preset].get("lr", cls().lr)
 
 
 def warmup_steps(total: int, finetune: bool, default_cap: int) -> int:

@@ -55,9 +55,7 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
                 image = _load(path)
                 if image is None:
                     continue
-                image = image[:image.shape[0] // f * f, :image.shape[1] // f * f]
-                cached["flip"] = cached["file"].replace(".npy", "_flip.npy")
-                _save_grid(cache / cached["flip"], encode_tiled(tokenizer, np.ascontiguousarray(image[:, ::-1])))
+                cached["flip"] = _save_mirror(cache, cached["file"], tokenizer, _whole_tokens(image, f))
                 write_json(manifest_path, manifest)
             items.append(cached)
             continue
@@ -68,13 +66,11 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
             warn(f"{path} ({image.shape[1]}x{image.shape[0]}) is smaller than one training crop "
                  f"({min_tokens[1] * f}x{min_tokens[0] * f}); skipped")
             continue
-        image = image[:image.shape[0] // f * f, :image.shape[1] // f * f]
-        name = f"tok_{len(manifest['items']):05d}"
-        _save_grid(cache / f"{name}.npy", encode_tiled(tokenizer, image))
-        if flips:
-            _save_grid(cache / f"{name}_flip.npy", encode_tiled(tokenizer, np.ascontiguousarray(image[:, ::-1])))
-        item = {"source": key[0], "mtime": key[1], "size": key[2], "file": f"{name}.npy",
-                "flip": f"{name}_flip.npy" if flips else None}
+        image = _whole_tokens(image, f)
+        name = f"tok_{len(manifest['items']):05d}.npy"
+        _save_grid(cache / name, encode_tiled(tokenizer, image))
+        item = {"source": key[0], "mtime": key[1], "size": key[2], "file": name,
+                "flip": _save_mirror(cache, name, tokenizer, image) if flips else None}
         manifest["items"].append(item)
         items.append(item)
         write_json(manifest_path, manifest)
@@ -95,6 +91,18 @@ def _load(path: Path) -> np.ndarray | None:
     except UserError as err:
         warn(f"skipping unreadable image: {err}")
         return None
+
+
+def _whole_tokens(image: np.ndarray, f: int) -> np.ndarray:
+    """The image cut to whole f-pixel tokens."""
+    return image[:image.shape[0] // f * f, :image.shape[1] // f * f]
+
+
+def _save_mirror(cache: Path, name: str, tokenizer: VQGAN, image: np.ndarray) -> str:
+    """Encode the mirrored image beside grid `name` ('tok_00000.npy' → 'tok_00000_flip.npy')."""
+    flip = name.replace(".npy", "_flip.npy")
+    _save_grid(cache / flip, encode_tiled(tokenizer, np.ascontiguousarray(image[:, ::-1])))
+    return flip
 
 
 def _save_grid(path: Path, grid: np.ndarray) -> None:
