@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from nuwa_inf.api import psnr  # noqa: E402
 from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.eval.block_stats import FEATURE_GROUPS, block_features  # noqa: E402
+from nuwa_inf.eval.colour import ycbcr  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir  # noqa: E402
 from nuwa_inf.tokenizer.quantizer import code_usage  # noqa: E402
@@ -40,13 +41,6 @@ from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled  # noqa: E402
 from nuwa_inf.tokenizer.vqgan import VQGAN  # noqa: E402
 
 SPECTRUM_PATCH = 256  # px, the block size of `nuwa-inf eval`
-BT601 = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-
-
-def ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) RGB 0–255 → (..., 3) Y, Cb, Cr (offsets dropped: only differences matter here)."""
-    return rgb.astype(np.float64) @ BT601.T
-
 
 def explained(values: np.ndarray, codes: np.ndarray) -> float:
     """Share of the variance of `values` (N, C) that the code identity (N,) accounts for."""

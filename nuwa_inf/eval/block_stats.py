@@ -58,6 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colour import channel_planes
 from .seams import Box, check_image
 
 HIST_BINS = 8
@@ -121,9 +122,7 @@ def _features_of_blocks(blocks: np.ndarray) -> np.ndarray:
     r = blocks[..., 0].reshape(n, -1).astype(np.float32) / 255  # (n, P²)
     g = blocks[..., 1].reshape(n, -1).astype(np.float32) / 255
     b = blocks[..., 2].reshape(n, -1).astype(np.float32) / 255
-    lum = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    lum, cb, cr = channel_planes(r, g, b)  # each (n, P²)
     hist = np.concatenate([_hist(lum, 0.0, 1.0), _hist(cb, -CHROMA_SPAN, CHROMA_SPAN),
                            _hist(cr, -CHROMA_SPAN, CHROMA_SPAN)], axis=1)
     del cb, cr

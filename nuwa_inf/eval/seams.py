@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colour import BT601
+
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open, in pixels
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+LUMA_WEIGHTS = tuple(float(w) for w in BT601[0])
 
 
 @dataclass(frozen=True)
