@@ -9,6 +9,8 @@ BIN=${BIN:-.venv/bin}
 TOK_STEPS=${TOK_STEPS:-1500}
 MODEL_STEPS=${MODEL_STEPS:-1800}
 MORE_STEPS=${MORE_STEPS:-1400}
+WIDER_STEPS=${WIDER_STEPS:-1800}
+MIRROR_STEPS=${MIRROR_STEPS:-1200}
 DECODER_STEPS=${DECODER_STEPS:-600}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
@@ -47,11 +49,32 @@ $BIN/nuwa-inf train model --data "$RUN/data/train96" --val-data "$RUN/data/val" 
   --out "$RUN/model96" --steps "$MORE_STEPS" --save-every 25 --val-every 100 --keep-best --no-flips \
   $( [ -f "$RUN/model96/checkpoints/latest.json" ] && echo --resume || echo --init "$RUN/model" --set lr=3e-4 )
 
+# 4b. 48 more scrolls again (seeds from 8000; 144 in all), continued from stage 4, still without
+#     mirror copies
+[ -f "$RUN/data/extra/.done" ] || {
+  $BIN/nuwa-inf data procedural --out "$RUN/data/extra" --count 48 --width 4096 --height 2048 --seed 8000
+  touch "$RUN/data/extra/.done"; }
+mkdir -p "$RUN/data/train144" "$RUN/model144"
+for f in "$RUN"/data/train96/* "$RUN"/data/extra/scroll_*; do
+  ln -sf "$(readlink -f "$f")" "$RUN/data/train144/$(basename "$(dirname "$f")")_$(basename "$f")"; done
+[ -d "$RUN/model144/token_cache" ] || cp -r "$RUN/model96/token_cache" "$RUN/model144/token_cache"
+$BIN/nuwa-inf train model --data "$RUN/data/train144" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
+  --out "$RUN/model144" --steps "$WIDER_STEPS" --save-every 25 --val-every 100 --keep-best --no-flips \
+  $( [ -f "$RUN/model144/checkpoints/latest.json" ] && echo --resume || echo --init "$RUN/model96" --set lr=2.5e-4 )
+
+# 4c. the same 144 scrolls WITH their mirror copies (the procedural night skies darken left to
+#     right; without mirrors the model learned "further right is darker" and drifted to night)
+mkdir -p "$RUN/model_mirror"
+[ -d "$RUN/model_mirror/token_cache" ] || cp -r "$RUN/model144/token_cache" "$RUN/model_mirror/token_cache"
+$BIN/nuwa-inf train model --data "$RUN/data/train144" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer" \
+  --out "$RUN/model_mirror" --steps "$MIRROR_STEPS" --save-every 25 --val-every 100 --keep-best \
+  $( [ -f "$RUN/model_mirror/checkpoints/latest.json" ] && echo --resume || echo --init "$RUN/model144" --set lr=2e-4 )
+
 # 5. the decoder's texture: encoder and quantiser frozen (the codes, and so the transformer, stay
 #    valid), band-power and grid losses on (tokenizer/spectral.py)
 $BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer_texture" --init "$RUN/tokenizer" \
   --set freeze=encoder --set spectral_weight=0.01 --set grid_weight=0.03 --set lr=1e-4 \
   --steps "$DECODER_STEPS" --save-every 50 --seed 3 $(resume "$RUN/tokenizer_texture")
 
-# 6. export fp16 weights into the package: stage 4's transformer, stage 5's tokenizer
-$BIN/python -m nuwa_inf.assets.export "$RUN/model96" nuwa_inf/assets/default "$RUN/tokenizer_texture"
+# 6. export fp16 weights into the package: stage 4c's transformer, stage 5's tokenizer
+$BIN/python -m nuwa_inf.assets.export "$RUN/model_mirror" nuwa_inf/assets/default "$RUN/tokenizer_texture"

@@ -35,8 +35,10 @@ from .pixel_canvas import PixelCanvas
 from .placement import Placement, feather_alpha
 
 # decode tiles (token rows, cols): full-height strips of a 2048-px canvas need no vertical
-# margin, so only the horizontal margins (2 × 7 of 64 columns) are decoded twice
-DECODE_TILE = (128, 64)
+# margin, so only the horizontal margins (2 × 7 of 48 columns) are decoded twice. The tile is
+# the main job's peak memory: 128×64 peaked at 1722 MiB for the decode alone, 128×48 at 1513
+# (4 % more decode time), 128×32 at 1225 (8 % more)
+DECODE_TILE = (128, 48)
 CHECKPOINT_SECONDS = float(os.environ.get("NUWA_CHECKPOINT_SECONDS", "20"))
 
 
