@@ -44,7 +44,13 @@ def init(device: str = "auto") -> None:
 
 
 def _shutdown() -> None:
+    """At exit: every rank waits for the others before any tears its connections down. A rank
+    that destroyed its gloo group while its peer still had a pending receive could take the
+    peer down with SIGABRT ("terminate called without an active exception") after a run that
+    had finished fine."""
     if tdist.is_initialized():
+        with contextlib.suppress(RuntimeError):  # a peer that already died: nothing to wait for
+            tdist.barrier()
         tdist.destroy_process_group()
 
 
