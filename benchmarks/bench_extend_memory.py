@@ -76,7 +76,8 @@ def child_main(out_json: str, argv: list[str]) -> int:
         return wrapper
 
     def count_sample(args, kwargs):
-        uniforms = args[2] if len(args) > 2 else kwargs["uniforms"]
+        # WaveSampler.sample(self, layout, positions, uniforms (n, tokens per patch), ...)
+        uniforms = args[3] if len(args) > 3 else kwargs["uniforms"]
         counts["patches_sampled"] += uniforms.shape[0]
         counts["tokens_sampled"] += uniforms.shape[0] * uniforms.shape[1]
         counts["sample_calls"] += 1
