@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from nuwa_inf.api import psnr  # noqa: E402
 from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.eval.block_stats import FEATURE_GROUPS, block_features  # noqa: E402
-from nuwa_inf.eval.colour import ycbcr  # noqa: E402
+from nuwa_inf.colour import ycbcr  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir  # noqa: E402
 from nuwa_inf.tokenizer.quantizer import code_usage  # noqa: E402

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .colour import channel_planes
+from ..colour import channel_planes
 from .seams import Box, check_image
 
 HIST_BINS = 8

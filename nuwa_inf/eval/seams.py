@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .colour import BT601
+from ..colour import BT601
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open, in pixels
 

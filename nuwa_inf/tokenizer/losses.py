@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..colour import BT601
+
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Finite differences along x and y of (B, C, H, W)."""
@@ -13,8 +15,8 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # BT.601 rows that turn RGB into luma Y and into the two colour-difference channels Cb, Cr
-LUMA_FROM_RGB = torch.tensor([0.299, 0.587, 0.114])
-CHROMA_FROM_RGB = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+LUMA_FROM_RGB = torch.tensor(BT601[0], dtype=torch.float32)
+CHROMA_FROM_RGB = torch.tensor(BT601[1:], dtype=torch.float32)
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
-"""BT.601 luma and chroma (the JPEG YCbCr matrix, offsets dropped): what the quality figures
-measure colour in. Rows: Y, Cb, Cr; columns: R, G, B. Only differences and histograms over
-fixed spans are taken of these, so the +128 chroma offset is left out."""
+"""BT.601 luma and chroma (the JPEG YCbCr matrix, offsets dropped): what the tokenizer's losses
+and the quality figures measure colour in. Rows: Y, Cb, Cr; columns: R, G, B. Only differences
+and histograms over fixed spans are taken of these, so the +128 chroma offset is left out."""
 from __future__ import annotations
 
 import numpy as np
