@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     grids = pretokenize(args.data, tokenizer, cache, (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w),
                         flips=False)
     sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w)
-    tokens, layout, canvas_rows = fixed_validation(sampler, cfg, count=args.crops)
+    tokens, layout, canvas_rows, _ = fixed_validation(sampler, cfg, count=args.crops)  # no style memory
     empty = PatchLayout(torch.full_like(layout.ctx_index, -1), layout.ctx_offset, cfg.n_offsets)
 
     with_ctx, without = token_bits(model, tokens, layout, canvas_rows), token_bits(model, tokens, empty, canvas_rows)

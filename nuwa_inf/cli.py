@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     (None, "nuwa_inf.tokenizer.cli"),
     (None, "nuwa_inf.infer.cli"),
     (None, "nuwa_inf.eval.cli"),
+    (None, "nuwa_inf.view.cli"),
     ("bench", "nuwa_inf.kernels.cli"),
 ]
 

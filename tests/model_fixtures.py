@@ -19,6 +19,9 @@ def make_model_dir(path: Path, seed: int = 0, **model_overrides) -> Path:
                                                {"vocab_size": tokenizer.codebook_size, **model_overrides}))
     with torch.no_grad():  # make the untrained model's logits peaked enough to give varied images
         transformer.head.weight.mul_(50)
+        for block in transformer.blocks:  # and its style memory in use (it starts as a no-op)
+            if block.cross is not None:
+                block.cross.proj.weight.normal_(std=0.5)
     tokenizer.save(path / "tokenizer")
     transformer.save(path / "transformer")
     return path

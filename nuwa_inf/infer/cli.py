@@ -138,6 +138,8 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attn-backend", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--preview", default=None, help="also write a small preview PNG here")
+    parser.add_argument("--zoom", default=None, metavar="DIR",
+                        help="also write a deep-zoom page of the output into DIR (as `nuwa-inf view`)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true")
 
@@ -182,9 +184,15 @@ def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     result.canvas.close()
     if result.temporary:
         remove_run_dir(result.run_dir)
+    page = None
+    if args.zoom:
+        from ..view import build_zoom
+
+        page = build_zoom(out, args.zoom, overwrite=args.overwrite)
     if not args.quiet:
         spec = result.spec
-        print(f"wrote {out} ({spec.width}x{spec.height})" + (f", preview {args.preview}" if args.preview else ""))
+        print(f"wrote {out} ({spec.width}x{spec.height})" + (f", preview {args.preview}" if args.preview else "")
+              + (f", zoom page {page}" if page else ""))
     return 0
 
 

@@ -28,9 +28,11 @@ from ..checkpoint import load_tensors, save_tensors
 from ..errors import UserError
 from ..kernels import PatchLayout
 from ..model.context_pool import ContextPool
+from ..model.memory import StyleSource
 from ..model.orders import build_schedule, known_raster, make_order
 from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, patch_uniforms
 from ..tokenizer.tiled import decode_tiled, encode_tiled
+from .border_blend import bands, blend_band, blend_width, in_any_band
 from .pixel_canvas import PixelCanvas
 from .placement import Placement, feather_alpha
 
@@ -56,8 +58,9 @@ class JobSpec:
     top_k: int = 0
     top_p: float = 1.0
     order: str = "auto"
-    feather: int = 32
+    feather: int = 32                # with blend 0: the old linear feather from input to generated pixels
     model_hash: str = ""
+    blend: int = 256                 # widest ramp of the multi-band blend around the input (border_blend.py)
 
 
 class CanvasRun:
@@ -113,6 +116,15 @@ class CanvasRun:
         canvas_token_rows = -(-self.spec.height // self.placement.f)
         return patch_canvas_rows(patches, canvas_token_rows, self.cfg.patch_h)
 
+    def _style(self, tokens: np.ndarray) -> StyleSource | None:
+        """The input's known tokens, for the style memory (memory.py); None without input."""
+        ty0, tx0, ty1, tx1 = self.placement.known_tokens()
+        if ty1 <= ty0 or tx1 <= tx0:
+            return None
+        canvas_token_rows = -(-self.spec.height // self.placement.f)
+        known = torch.from_numpy(tokens[ty0:ty1, tx0:tx1].astype(np.int64))
+        return StyleSource(known, ty0, canvas_token_rows)
+
     def _prefill(self, tokens: np.ndarray) -> None:
         """K/V of the given patches, wave by wave in raster order (as in training)."""
         known = self.schedule.known
@@ -141,6 +153,7 @@ class CanvasRun:
         save_tensors(self.run_dir / f"pool_{wave}.safetensors", pool_tensors)
         self.canvas.flush()
         state = {"wave": wave, "decoded": decoded.astype(int).tolist(), "pool_positions": positions,
+                 "blended": sorted(self.blended),
                  "files": {"tokens": f"tokens_{wave}.npy", "pool": f"pool_{wave}.safetensors"}}
         write_json(self.run_dir / "state.json", state)
         for old in list(self.run_dir.glob("tokens_*.npy")) + list(self.run_dir.glob("pool_*.safetensors")):
@@ -151,6 +164,7 @@ class CanvasRun:
         state = json.loads((self.run_dir / "state.json").read_text())
         tokens = np.load(self.run_dir / state["files"]["tokens"])
         self.pool.restore(load_tensors(self.run_dir / state["files"]["pool"]), state["pool_positions"])
+        self.blended = set(state.get("blended", []))
         return state["wave"], tokens, np.array(state["decoded"], dtype=bool)
 
     # -- decoding -----------------------------------------------------------------------
@@ -194,21 +208,47 @@ class CanvasRun:
                 decoded[x:end] = True
             x = end
 
+    def _blend_ready(self, tokens: np.ndarray, decoded: np.ndarray) -> None:
+        """Blend the input into its surroundings along each open side whose pixels are final."""
+        spec, f = self.spec, self.placement.f
+        for band in self.bands:
+            if band.side in self.blended:
+                continue
+            cy0, cx0, cy1, cx1 = band.context
+            a, b = cx0 // f, -(-cx1 // f)
+            if not decoded[a:b].all():
+                continue
+            pixels = decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, cols=(a, b))
+            region = pixels[cy0:cy1, cx0 - a * f: cx1 - a * f]
+            own = self.image[cy0 - spec.y0: cy1 - spec.y0, cx0 - spec.x0: cx1 - spec.x0]
+            input_rect = (spec.y0, spec.x0, spec.y0 + spec.in_h, spec.x0 + spec.in_w)
+            out = blend_band(band, own, region, input_rect, self.open_sides, self.blend_px)
+            self.canvas.write_region(band.rect[0], band.rect[1], out)
+            self.blended.add(band.side)
+
     # -- the run ------------------------------------------------------------------------
     def run(self, resume: bool) -> PixelCanvas:
         spec, pl, cfg = self.spec, self.placement, self.cfg
         self.pool = ContextPool(cfg.layers, cfg.heads, cfg.patch_tokens, cfg.head_dim, capacity=32)
-        self.sampler = WaveSampler(self.bundle.transformer, self.pool, self.backend)
+        self.bands, self.blended = [], set()
         if self.image is not None:
             open_sides = (spec.y0 > 0, spec.x0 > 0, spec.y0 + spec.in_h < spec.height, spec.x0 + spec.in_w < spec.width)
-            self.alpha = feather_alpha(spec.in_h, spec.in_w, spec.feather, open_sides)
+            self.open_sides = open_sides
+            self.blend_px = blend_width(spec.blend, spec.in_w, spec.in_h)
+            if self.blend_px > 0:  # the input's own pixels outside the bands, decoded ones in them until blended
+                self.bands = bands(spec.x0, spec.y0, spec.in_w, spec.in_h, open_sides, self.blend_px)
+                self.alpha = (~in_any_band(self.bands, spec.y0, spec.x0, spec.in_h, spec.in_w)).astype(np.float32)
+            else:
+                self.alpha = feather_alpha(spec.in_h, spec.in_w, spec.feather, open_sides)
         resuming = resume and (self.run_dir / "state.json").is_file()
         self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
         if resuming:
             start_wave, tokens, decoded = self._load_state()
+            self.sampler = WaveSampler(self.bundle.transformer, self.pool, self.backend, self._style(tokens))
         else:
             tokens = self._initial_tokens()
             decoded = np.zeros(pl.tok_w, dtype=bool)
+            self.sampler = WaveSampler(self.bundle.transformer, self.pool, self.backend, self._style(tokens))
             self._prefill(tokens)
             start_wave = 0
             self._save_state(0, tokens, decoded)
@@ -237,11 +277,13 @@ class CanvasRun:
                     self.on_progress(done + made, total)
             self.pool.evict([q for q, last in self.schedule.last_use.items() if last == w])
             self._decode_ready(tokens, decoded, final=False)
+            self._blend_ready(tokens, decoded)
             if time.monotonic() - last_save > CHECKPOINT_SECONDS:
                 self._save_state(w + 1, tokens, decoded)
                 last_save = time.monotonic()
         bar.close()
         self._decode_ready(tokens, decoded, final=True)
+        self._blend_ready(tokens, decoded)
         self._save_state(len(self.waves), tokens, decoded)
         self.tokens = tokens
         return self.canvas

@@ -30,6 +30,16 @@ class ModelConfig:
     rope_dims: int = 0               # channels per head rotated by 2-D canvas RoPE (0 = off; see rope.py)
     rope_theta: float = 100.0        # slowest rotary frequency is ~1/rope_theta per token
     row_bins: int = 0                # bands of canvas height with a learned embedding (0 = off; see vertical.py)
+    # condition memory (memory.py): the known image pooled to ≤ memory_rows × memory_cols cells of
+    # about memory_cell_h × memory_cell_w tokens; 0 rows = no memory
+    memory_rows: int = 0
+    memory_cols: int = 8
+    memory_cell_h: int = 8
+    memory_cell_w: int = 16
+    memory_row_bins: int = 16
+    memory_drop: float = 0.15        # share of training crops whose memory is dropped (null entry only)
+    memory_min_w: int = 64           # width range, in tokens, of the crop a training memory is pooled from
+    memory_max_w: int = 128
     # training crops, in patches
     crop_rows: int = 3
     crop_cols: int = 4
@@ -78,14 +88,24 @@ class ModelConfig:
                             f"{self.dim // self.heads}, got {self.rope_dims}")
         if self.row_bins < 0:
             raise UserError(f"row_bins must be >= 0, got {self.row_bins}")
+        if self.memory_rows < 0 or (self.memory_rows and min(self.memory_cols, self.memory_cell_h, self.memory_cell_w,
+                                                             self.memory_row_bins, self.memory_min_w) <= 0):
+            raise UserError("memory_rows must be >= 0, and with a memory its cols, cell sizes, row bins and "
+                            "widths positive")
+        if not 0 <= self.memory_drop <= 1 or self.memory_min_w > self.memory_max_w:
+            raise UserError(f"memory_drop must lie in [0, 1] and memory_min_w <= memory_max_w, got "
+                            f"{self.memory_drop}, {self.memory_min_w} > {self.memory_max_w}")
         if self.rope_theta <= 1:
             raise UserError(f"rope_theta must be > 1, got {self.rope_theta}")
 
 
 MODEL_PRESETS = {
     "tiny": dict(dim=32, layers=2, heads=2, patch_h=4, patch_w=4, vocab_size=16,
-                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3, rope_dims=8, row_bins=4),
-    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2, rope_dims=32, row_bins=16),
+                 crop_rows=2, crop_cols=3, batch_size=2, lr=3e-3, rope_dims=8, row_bins=4,
+                 memory_rows=4, memory_cols=4, memory_cell_h=2, memory_cell_w=4, memory_row_bins=4,
+                 memory_min_w=4, memory_max_w=8),
+    "small": dict(dim=256, layers=4, heads=4, crop_rows=3, crop_cols=4, batch_size=2, rope_dims=32, row_bins=16,
+                  memory_rows=16),
     "base": dict(dim=1280, layers=24, heads=20, extent_h=2, extent_w=2, crop_rows=4, crop_cols=4,
-                 batch_size=8, lr=3e-4, rope_dims=32, row_bins=16),
+                 batch_size=8, lr=3e-4, rope_dims=32, row_bins=16, memory_rows=16),
 }

@@ -1,7 +1,9 @@
 """Sampling a wave of patches token by token with KV caches.
 
 Each patch of the wave has its own causal K/V cache (preallocated, P+1 positions per
-layer) and reads its context from the Nearby Context Pool through slot indices. Random
+layer) and reads its context from the Nearby Context Pool through slot indices; with a
+condition memory (memory.py) every patch of the job also reads the same memory, whose
+per-layer keys/values are computed once. Random
 numbers come from a per-patch generator seeded by (seed, patch position), drawn all at
 once per patch, and turned into tokens by inverse-CDF sampling: a patch's tokens do not
 depend on which other patches share its batch.
@@ -14,6 +16,7 @@ import torch
 
 from ..kernels import PatchLayout
 from .context_pool import ContextPool, Pos
+from .memory import StyleSource
 from .transformer import LocalTransformer
 
 
@@ -60,11 +63,15 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
 class WaveSampler:
     """Generates patches of a wave: 256 tokens each (+1 step to fill the last token's K/V)."""
 
-    def __init__(self, model: LocalTransformer, pool: ContextPool, backend: str = "auto"):
+    def __init__(self, model: LocalTransformer, pool: ContextPool, backend: str = "auto",
+                 style: StyleSource | None = None):
         self.model = model
         self.pool = pool
         self.backend = backend
         self.cfg = model.cfg
+        with torch.inference_mode():  # the job's memory and its per-layer K/V, once
+            self.memory = model.style_memory([style])
+            self.memory_kv = model.memory_kv(self.memory)
 
     @torch.inference_mode()
     def prefill(self, tokens: torch.Tensor, layout: PatchLayout, positions: torch.Tensor,
@@ -72,7 +79,7 @@ class WaveSampler:
         """K/V of known patches (n, P) at (row, col) `positions` (n, 2) and `canvas_rows` (n, 2),
         given their context in the pool → (layers, n, H, P, Dh) ×2."""
         _, (k, v) = self.model.forward_patches(tokens, layout, self.backend, pool=self.pool, collect_kv=True,
-                                               positions=positions, canvas_rows=canvas_rows)
+                                               positions=positions, canvas_rows=canvas_rows, memory=self.memory)
         return k, v
 
     @torch.inference_mode()
@@ -106,6 +113,8 @@ class WaveSampler:
                 v_cache[index, :, :, t: t + 1] = v
                 x = x + block.attn.attend(q, k_cache[index, :, :, : t + 1], v_cache[index, :, :, : t + 1],
                                           self.pool.k[index], self.pool.v[index], layout, self.backend)
+                if block.cross is not None:
+                    x = x + block.cross(x, self.memory_kv[index], self.memory)
                 if t < length - 1 or index < len(model.blocks) - 1:
                     x = x + block.mlp(block.norm2(x))
             if t == length - 1:

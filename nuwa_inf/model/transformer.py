@@ -9,7 +9,9 @@ E_o and scalar b_o; a query q adds q·E_o + b_o to its logits for every key of a
 patch at offset o — so one model serves every generation order. Token-level positions
 across patches come from 2-D rotary embeddings in canvas coordinates (`rope.py`): every
 entry point takes the patches' (row, col) positions. Where a token sits between the canvas's
-top and bottom edge is a learned band embedding (`vertical.py`, `canvas_rows`).
+top and bottom edge is a learned band embedding (`vertical.py`, `canvas_rows`). With a
+condition memory (`memory.py`: the input's style pooled to a coarse grid, later text) every
+block also cross-attends to the job's memory between its self-attention and its MLP.
 
 Two entry points share the weights:
   forward_train(tokens, layout)      all patches of training crops in one teacher-forced pass
@@ -19,6 +21,7 @@ Two entry points share the weights:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -29,13 +32,20 @@ from ..checkpoint import load_state_into, load_tensors, read_config, save_checkp
 from ..config import from_dict, to_dict
 from ..kernels import PatchLayout, patch_attention
 from .config import ModelConfig
+from .memory import Memory, MemoryAttention, StyleMemory, StyleSource
 from .rope import RopeTables, canvas_rope, crop_grid_positions, rotate_query_key
 from .vertical import band_of_positions, bounding_canvas_rows
 
 KIND = "transformer"
 # Tensors a model may gain when fine-tuned (`--init`) from a checkpoint made without them:
-# zero-initialised, so the fine-tune starts from exactly the old model.
-GAINABLE = ("row_emb",)
+# zero-initialised (or feeding a zero-initialised projection), so the fine-tune starts from
+# exactly the old model: the band embedding and everything of the condition memory.
+GAINABLE = re.compile(r"row_emb|memory\..+|blocks\.\d+\.cross\..+")
+
+
+def gainable(model: nn.Module) -> tuple[str, ...]:
+    """Names of `model`'s tensors that a checkpoint may lack (see GAINABLE)."""
+    return tuple(name for name in model.state_dict() if GAINABLE.fullmatch(name))
 
 
 class RMSNorm(nn.Module):
@@ -101,6 +111,7 @@ class Block(nn.Module):
         self.norm2 = RMSNorm(cfg.dim)
         self.mlp = MLP(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.cross = MemoryAttention(cfg) if cfg.memory_rows else None
 
 
 class LocalTransformer(nn.Module):
@@ -115,11 +126,14 @@ class LocalTransformer(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         # zero-initialised: the band embedding starts as a no-op (see vertical.py)
         self.row_emb = nn.Parameter(torch.zeros(cfg.row_bins, cfg.dim)) if cfg.row_bins else None
+        self.memory = StyleMemory(cfg) if cfg.memory_rows else None
         self.apply(_init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
         for block in self.blocks:  # scaled residual projections (GPT-2)
             nn.init.normal_(block.attn.proj.weight, std=0.02 / (2 * cfg.layers) ** 0.5)
             nn.init.normal_(block.mlp.out.weight, std=0.02 / (2 * cfg.layers) ** 0.5)
+            if block.cross is not None:  # the memory path starts as a no-op
+                nn.init.zeros_(block.cross.proj.weight)
 
     def embed(self, inputs: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Input ids (N, L) at positions start…start+L-1 → (N, L, dim)."""
@@ -149,15 +163,29 @@ class LocalTransformer(nn.Module):
                              f"got {None if canvas_rows is None else tuple(canvas_rows.shape)}")
         return self.row_emb[band_of_positions(self.cfg, canvas_rows.to(device))]
 
+    def style_memory(self, sources: list[StyleSource | None]) -> Memory | None:
+        """The memory of each source (None: null entry only); None for a model without memory."""
+        return None if self.memory is None else self.memory(sources, self.tok_emb)
+
+    def memory_kv(self, memory: Memory | None) -> list | None:
+        """Per block the memory's (k, v), each (B, H, M, Dh); a model with memory and no memory
+        given reads the null entry alone."""
+        if self.memory is None:
+            return None
+        if memory is None:
+            memory = self.style_memory([None])
+        return [block.cross.keys_values(memory) for block in self.blocks]
+
     def forward_train(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
                       positions: torch.Tensor | None = None,
-                      canvas_rows: torch.Tensor | None = None) -> torch.Tensor:
+                      canvas_rows: torch.Tensor | None = None, memory: Memory | None = None) -> torch.Tensor:
         """Teacher-forced logits for every token of every patch.
 
         tokens: (N, P) int64, patches of whole crops of the config's crop size folded into N,
         each in raster order — or anything else with its `positions` (N, 2) given; layout
         indexes the same N patches as context. `canvas_rows` (N, 2) places the patches between
         the canvas's top and bottom (vertical.py); without it the patches' rows span the canvas.
+        `memory` (with its `owner` per patch) is what each patch cross-attends to (memory.py).
         Returns logits (N, P, vocab).
         """
         cfg = self.cfg
@@ -165,11 +193,12 @@ class LocalTransformer(nn.Module):
             positions = crop_grid_positions(cfg.crop_rows, cfg.crop_cols, cfg.crop_frames, tokens.shape[0])
         if canvas_rows is None and self.row_emb is not None:
             canvas_rows = bounding_canvas_rows(cfg, positions)
-        return self.forward_patches(tokens, layout, backend, positions=positions, canvas_rows=canvas_rows)[0]
+        return self.forward_patches(tokens, layout, backend, positions=positions, canvas_rows=canvas_rows,
+                                    memory=memory)[0]
 
     def forward_patches(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
                         pool=None, collect_kv: bool = False, positions: torch.Tensor | None = None,
-                        canvas_rows: torch.Tensor | None = None):
+                        canvas_rows: torch.Tensor | None = None, memory: Memory | None = None):
         """Teacher-forced pass over whole patches at patch coordinates `positions` (N, 2) and
         `canvas_rows` (N, 2) (needed by models with band embeddings, see vertical.py).
 
@@ -182,12 +211,17 @@ class LocalTransformer(nn.Module):
         bands = self.band_embedding(canvas_rows, tokens.shape[0], tokens.device)
         if bands is not None:
             x = x + bands
+        memory_kv = self.memory_kv(memory)
+        if memory is None and memory_kv is not None:
+            memory = self.style_memory([None])
         keys, values = [], []
         for index, block in enumerate(self.blocks):
             q, k, v = block.attn.project(block.norm1(x), rope)       # (N, H, P+1, Dh) each
             # context keys: a patch's token positions 1…P
             k_ctx, v_ctx = (k[:, :, 1:], v[:, :, 1:]) if pool is None else (pool.k[index], pool.v[index])
             x = x + block.dropout(block.attn.attend(q, k, v, k_ctx, v_ctx, layout, backend))
+            if block.cross is not None:
+                x = x + block.dropout(block.cross(x, memory_kv[index], memory))
             x = x + block.dropout(block.mlp(block.norm2(x)))
             if collect_kv:
                 keys.append(k[:, :, 1:])

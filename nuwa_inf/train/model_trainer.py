@@ -24,7 +24,7 @@ from ..checkpoint import load_state_into, load_tensors, read_config
 from ..config import from_dict, to_dict
 from ..errors import UserError
 from ..model.config import MODEL_PRESETS, ModelConfig
-from ..model.transformer import GAINABLE, LocalTransformer
+from ..model.transformer import LocalTransformer, gainable
 from ..tokenizer.cli import find_tokenizer_dir
 from ..data.datasets import list_images, warn
 from ..kernels import resolve_backend
@@ -32,6 +32,7 @@ from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
 from .best import BestKeeper
 from .crop_layout import batch_layout, sample_crop_contexts
+from .memory_crops import training_memory
 from .loop import finish_step
 from .finetune import resolve_config, warmup_steps
 from .schedule import warmup_cosine
@@ -71,22 +72,36 @@ ORDER_SEED_STRIDE = 1_000_003
 
 
 def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backend: str,
-                   positions: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None) -> float:
-    """Mean bits/token; `positions` and `canvas_rows` as in `forward_train` (positions are needed
-    for crops not of the model's size)."""
+                   positions: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None,
+                   memory=None) -> float:
+    """Mean bits/token; `positions`, `canvas_rows` and `memory` as in `forward_train` (positions
+    are needed for crops not of the model's size)."""
     with torch.no_grad():
-        logits = model.forward_train(tokens, layout, backend, positions, canvas_rows)
+        logits = model.forward_train(tokens, layout, backend, positions, canvas_rows, memory)
         nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
     return float(nats) / math.log(2)
 
 
 def fixed_validation(sampler: TokenCropSampler, cfg: ModelConfig, count: int = 8, seed: int = 1234):
-    """The same validation crops and orders every time: (tokens, layout, canvas rows)."""
+    """The same validation crops and orders every time: (tokens, layout, canvas rows, picks)."""
     sampler.generator.manual_seed(seed)
-    tokens, canvas_rows = sampler.sample_with_rows(count)
+    tokens, canvas_rows, picks = sampler.sample_with_picks(count)
     generator = torch.Generator().manual_seed(seed)
     layout = batch_layout([sample_crop_contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
-    return tokens, layout, canvas_rows
+    return tokens, layout, canvas_rows, picks
+
+
+def validation_bits(model: LocalTransformer, val, grids, cfg: ModelConfig, backend: str, device) -> dict:
+    """{"val_bits": …} on the fixed validation crops, with their memories (the same memory
+    crops every time) and, for a model with memory, also without them ("val_bits_no_memory")."""
+    tokens, layout, rows, picks = val
+    if model.memory is None:
+        return {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
+    with torch.no_grad():
+        memory = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(4321), device,
+                                 cfg.crop_rows * cfg.crop_cols, drop=0.0)
+    return {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows, memory=memory),
+            "val_bits_no_memory": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
 
 
 def out_of_patience(run: ModelRun, keeper: BestKeeper | None, done: int, device) -> str | None:
@@ -132,7 +147,7 @@ def train_model(run: ModelRun) -> Path:
     torch.manual_seed(run.seed)
     model = LocalTransformer(cfg)
     if init_dir is not None:
-        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir), may_lack=GAINABLE)
+        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir), may_lack=gainable(model))
     model.to(device)
 
     created = not out.exists()
@@ -159,9 +174,9 @@ def train_model(run: ModelRun) -> Path:
     sampler = TokenCropSampler(grids, cfg.crop_rows * cfg.crop_frames, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
                                seed=run.seed + dist.rank())
     order_rng = torch.Generator().manual_seed(run.seed + 1 + ORDER_SEED_STRIDE * dist.rank())
-    val_tokens, val_layout, val_rows = fixed_validation(
+    val_tokens, val_layout, val_rows, val_picks = fixed_validation(
         TokenCropSampler(val_grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w), cfg)
-    val_tokens = val_tokens.to(device)
+    val = (val_tokens.to(device), val_layout, val_rows, val_picks)
     start = 0
     if checkpoint is not None:
         load_state_into(model, load_tensors(checkpoint / "model.safetensors"), str(checkpoint))
@@ -193,7 +208,7 @@ def train_model(run: ModelRun) -> Path:
     if keeper is not None and keeper.best is None and start == 0:
         model.eval()
         with dist.autocast(device):
-            keeper.offer(0, bits_per_token(model, val_tokens, val_layout, run.backend, canvas_rows=val_rows),
+            keeper.offer(0, validation_bits(model, val, val_grids, cfg, run.backend, device)["val_bits"],
                          model.save)
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
                disable=not dist.is_main())
@@ -205,12 +220,14 @@ def train_model(run: ModelRun) -> Path:
         opt.zero_grad(set_to_none=True)
         losses = []
         for micro in range(accum):
-            tokens, canvas_rows = sampler.sample_with_rows(batch_size)    # (B·N, P), (B·N, 2)
+            tokens, canvas_rows, picks = sampler.sample_with_picks(batch_size)    # (B·N, P), (B·N, 2)
             tokens = tokens.to(device)
             layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
             with dist.no_sync([train_forward], micro < accum - 1):
                 with dist.autocast(device):
-                    logits = train_forward(tokens, layout, run.backend, None, canvas_rows)   # (B·N, P, V)
+                    memory = None if model.memory is None else training_memory(
+                        model, grids, picks, cfg, sampler.generator, device, cfg.crop_rows * cfg.crop_cols)
+                    logits = train_forward(tokens, layout, run.backend, None, canvas_rows, memory)   # (B·N, P, V)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
                 (loss / accum if accum > 1 else loss).backward()
             losses.append(loss.item())
@@ -223,8 +240,7 @@ def train_model(run: ModelRun) -> Path:
         if dist.is_main() and (done % run.val_every == 0 or done == run.steps):
             model.eval()
             with dist.autocast(device):
-                record["val_bits"] = bits_per_token(model, val_tokens, val_layout, run.backend,
-                                                    canvas_rows=val_rows)
+                record.update(validation_bits(model, val, val_grids, cfg, run.backend, device))
             if keeper is not None:
                 keeper.offer(done, record["val_bits"], model.save)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))

@@ -519,16 +519,22 @@ def heldout_bits(tokenizer, transformer_dir: Path, folder: Path, cache: Path, cr
 
     from ..model.rope import crop_grid_positions
     from ..model.transformer import LocalTransformer
+    from .memory_crops import training_memory
     from .model_trainer import bits_per_token, fixed_validation
     from .token_cache import TokenCropSampler, pretokenize
 
     model = LocalTransformer.load(transformer_dir)
     cfg = dataclasses.replace(model.cfg, crop_rows=crop[0], crop_cols=crop[1])  # crops may differ from the model's
     grids = pretokenize(folder, tokenizer, cache, (crop[0] * cfg.patch_h, crop[1] * cfg.patch_w), flips=False)
-    tokens, layout, canvas_rows = fixed_validation(
+    tokens, layout, canvas_rows, picks = fixed_validation(
         TokenCropSampler(grids, crop[0], crop[1], cfg.patch_h, cfg.patch_w), cfg, count=VAL_CROPS)
     positions = crop_grid_positions(crop[0], crop[1], cfg.crop_frames, tokens.shape[0])
-    return bits_per_token(model, tokens, layout, backend, positions, canvas_rows)
+    memory = None
+    if model.memory is not None:  # each crop's memory from another crop of its image, as in training
+        with torch.no_grad():
+            memory = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(4321), "cpu",
+                                     crop[0] * crop[1], drop=0.0)
+    return bits_per_token(model, tokens, layout, backend, positions, canvas_rows, memory)
 
 
 def probe_tokenizer_step(cfg: TokenizerConfig) -> float:

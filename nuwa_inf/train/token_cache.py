@@ -125,16 +125,23 @@ class TokenCropSampler:
     def sample_with_rows(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`count` crops → (tokens (B·N, P), canvas rows (B·N, 2)): each patch's first token row in
         its image and the image's height in token rows (the band embedding's input, vertical.py)."""
+        tokens, rows, _ = self.sample_with_picks(count)
+        return tokens, rows
+
+    def sample_with_picks(self, count: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, int]]]:
+        """As `sample_with_rows`, plus each crop's (grid index, top token row, left token column)."""
         h, w = self.rows * self.ph, self.cols * self.pw
-        crops, rows = [], []
+        crops, rows, picks = [], [], []
         for _ in range(count):
-            grid = self.grids[int(torch.randint(len(self.grids), (1,), generator=self.generator))]
+            index = int(torch.randint(len(self.grids), (1,), generator=self.generator))
+            grid = self.grids[index]
             y = int(torch.randint(grid.shape[0] - h + 1, (1,), generator=self.generator))
             x = int(torch.randint(grid.shape[1] - w + 1, (1,), generator=self.generator))
             crops.append(torch.from_numpy(grid[y: y + h, x: x + w].astype(np.int64)))
+            picks.append((index, y, x))
             for r in range(self.rows):
                 rows.extend([[y + r * self.ph, grid.shape[0]]] * self.cols)
-        return to_patches(torch.stack(crops), self.rows, self.cols, self.ph, self.pw), torch.tensor(rows)
+        return to_patches(torch.stack(crops), self.rows, self.cols, self.ph, self.pw), torch.tensor(rows), picks
 
 
 def to_patches(grids: torch.Tensor, rows: int, cols: int, ph: int, pw: int) -> torch.Tensor:

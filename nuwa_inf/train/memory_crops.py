@@ -1,0 +1,56 @@
+"""Training memories: for each training crop, a style memory from *another* crop of the same
+image, so that the model learns the image's style and layout from it, not to copy it.
+
+The memory crop spans the image's full height (as a scroll's input spans the canvas) and is
+`memory_min_w`…`memory_max_w` tokens wide, placed beside the training crop without overlapping
+it where the image leaves room (else the widest gap, else anywhere). A share `memory_drop` of
+the crops gets no memory (the null entry alone): the model keeps working without one, and
+classifier-free guidance has its unconditional branch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..model.config import ModelConfig
+from ..model.memory import Memory, StyleSource
+
+
+def _randint(low: int, high: int, generator: torch.Generator) -> int:
+    """Uniform integer in [low, high]."""
+    return low + int(torch.randint(high - low + 1, (1,), generator=generator))
+
+
+def memory_span(grid_w: int, crop_x: int, crop_w: int, cfg: ModelConfig, generator: torch.Generator) -> tuple[int, int]:
+    """(x0, x1) token columns of the memory crop for a training crop at [crop_x, crop_x + crop_w)."""
+    width = _randint(min(cfg.memory_min_w, grid_w), min(cfg.memory_max_w, grid_w), generator)
+    gaps = [(0, crop_x), (crop_x + crop_w, grid_w)]              # free columns left and right of the crop
+    fitting = [(a, b) for a, b in gaps if b - a >= width]
+    if not fitting:
+        a, b = max(gaps, key=lambda g: g[1] - g[0])
+        if b - a >= min(cfg.memory_min_w, grid_w) // 2:
+            fitting, width = [(a, b)], b - a
+        else:
+            fitting = [(0, grid_w)]
+    a, b = fitting[int(torch.randint(len(fitting), (1,), generator=generator))]
+    x0 = _randint(a, b - width, generator)
+    return x0, x0 + width
+
+
+def training_memory(model, grids: list[np.ndarray], picks: list[tuple[int, int, int]], cfg: ModelConfig,
+                    generator: torch.Generator, device, patches_per_crop: int, drop: float | None = None) -> Memory:
+    """The memory of each crop (`picks` from TokenCropSampler.sample_with_picks), owner per patch."""
+    drop = cfg.memory_drop if drop is None else drop
+    crop_w = cfg.crop_cols * cfg.patch_w
+    sources: list[StyleSource | None] = []
+    for index, _, x in picks:
+        grid = grids[index]
+        x0, x1 = memory_span(grid.shape[1], x, crop_w, cfg, generator)
+        if float(torch.rand((), generator=generator)) < drop:
+            sources.append(None)
+            continue
+        tokens = torch.from_numpy(grid[:, x0:x1].astype(np.int64)).to(device)
+        sources.append(StyleSource(tokens, 0, grid.shape[0]))
+    memory = model.style_memory(sources)
+    owner = torch.arange(len(picks), device=device).repeat_interleave(patches_per_crop)
+    return memory.select(owner)
