@@ -12,6 +12,7 @@ MORE_STEPS=${MORE_STEPS:-1400}
 WIDER_STEPS=${WIDER_STEPS:-1800}
 MIRROR_STEPS=${MIRROR_STEPS:-1200}
 DECODER_STEPS=${DECODER_STEPS:-600}
+MEMORY_STEPS=${MEMORY_STEPS:-600}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -76,5 +77,16 @@ $BIN/nuwa-inf train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer_tex
   --set freeze=encoder --set spectral_weight=0.01 --set grid_weight=0.03 --set lr=1e-4 \
   --steps "$DECODER_STEPS" --save-every 50 --seed 3 $(resume "$RUN/tokenizer_texture")
 
-# 6. export fp16 weights into the package: stage 4c's transformer, stage 5's tokenizer
-$BIN/python -m nuwa_inf.assets.export "$RUN/model_mirror" nuwa_inf/assets/default "$RUN/tokenizer_texture"
+# 4d. the style memory (model/memory.py): stage 4c's transformer gains the cross-attended memory
+#     of the input's pooled tokens (its output projections start at zero: the fine-tune starts
+#     from exactly stage 4c), each training crop reading the memory of another crop of its
+#     scroll; on the first 32 scrolls with mirror copies
+mkdir -p "$RUN/data/train32" "$RUN/model_memory"
+for f in $(ls "$RUN"/data/train/scroll_*.png | head -32); do ln -sf "$(readlink -f "$f")" "$RUN/data/train32/"; done
+$BIN/nuwa-inf train model --data "$RUN/data/train32" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer_texture" \
+  --out "$RUN/model_memory" --steps "$MEMORY_STEPS" --save-every 25 --val-every 100 --keep-best \
+  $( [ -f "$RUN/model_memory/checkpoints/latest.json" ] && echo --resume || \
+     echo --init "$RUN/model_mirror" --set memory_rows=16 --set lr=3e-4 )
+
+# 6. export fp16 weights into the package: stage 4d's transformer, stage 5's tokenizer
+$BIN/python -m nuwa_inf.assets.export "$RUN/model_memory" nuwa_inf/assets/default "$RUN/tokenizer_texture"

@@ -92,7 +92,7 @@ class Model:
 
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, batch: int = 16, output: str | os.PathLike | None = None,
+               top_p: float = 1.0, batch: int = 16, blend: int = 256, output: str | os.PathLike | None = None,
                overwrite: bool = False, run_dir: str | os.PathLike | None = None,
                progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -108,7 +108,7 @@ class Model:
         progress: called as progress(patches_done, patches_total) after each batch.
         """
         settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
-                                  temperature=temperature, top_k=top_k, top_p=top_p, batch=batch)
+                                  temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,

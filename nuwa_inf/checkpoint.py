@@ -44,8 +44,12 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"checkpoint file missing: {path}")
     with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head[:2] == b"\x80\x02" or head[:1] == b"\x80" or head[:2] == b"PK":
+        head = handle.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. A header length
+    # whose first byte is 0x80 or whose first two spell "PK" is fine: look at the header itself
+    is_safetensors = len(head) == 9 and head[8:9] == b"{" and \
+        8 + int.from_bytes(head[:8], "little") <= path.stat().st_size
+    if not is_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise UserError(f"{path} is a pickle/zip file, not safetensors; refusing to load it")
     try:
         return load_file(str(path))

@@ -1,7 +1,8 @@
-"""`nuwa-inf eval IMAGE [--reference REF ...] [--patch 256] [--exclude X0,Y0,X1,Y1] [--json FILE]`.
+"""`nuwa-inf eval IMAGE [--reference REF ...] [--patch 256] [--exclude X0,Y0,X1,Y1] [--json FILE] [--plot FILE]`.
 
 Prints seam ratio, block-statistics distance against the real-vs-real noise floor, and drift
-as a small table; `--json` writes the same figures (nan as null) atomically.
+as a small table; `--json` writes the same figures (nan as null) atomically; `--plot` draws
+them per column window along the canvas (`columns.py`, `plot.py`).
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import numpy as np
 
 from ..atomic import write_json
 from ..errors import UserError
+from ..plots import check_plot_path
 from .block_stats import block_features
+from .columns import column_profile
 from .metrics import evaluate
+from .plot import plot_columns
 from .seams import Box
 
 MIN_PATCH = 8
@@ -35,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=8, help="random reference splits for the noise floor")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+    p.add_argument("--plot", metavar="FILE", help="also draw seam ratio, reference distance and drift per "
+                                                 "column window along x (.png/.svg/.pdf; needs matplotlib)")
+    p.add_argument("--plot-window", type=int, default=None, metavar="PX",
+                   help="column window of --plot, a multiple of --patch (default: the narrowest "
+                        "holding 8 blocks, e.g. 256 on a 2048-px-high canvas)")
     p.set_defaults(func=run)
 
 
@@ -141,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--repeats {args.repeats}: must be at least 1")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"--json {args.json}: folder does not exist")
+    if args.plot:
+        check_plot_path(args.plot)
+    if args.plot_window is not None and (args.plot_window <= 0 or args.plot_window % args.patch):
+        raise UserError(f"--plot-window {args.plot_window}: must be a positive multiple of --patch {args.patch}")
     # references first: a bad reference fails before the big canvas is measured
     # one reference in memory at a time: only its block features are kept
     ref_features = [block_features(load_rgb(ref, args.patch), args.patch).features for ref in args.reference]
@@ -155,5 +168,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(args.image, figures))
     if args.json:
         write_json(args.json, _json_ready(figures))
+    if args.plot:
+        profile = column_profile(image, args.patch, args.plot_window, exclude,
+                                 np.concatenate(ref_features) if ref_features else None, args.seed, args.repeats)
+        if plot_columns(profile, args.plot, Path(args.image).name, figures["seam"]["ratio"], exclude):
+            print(f"wrote {args.plot} (windows of {profile.window} px)")
     return 0
 

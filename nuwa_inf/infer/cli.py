@@ -36,6 +36,7 @@ class CanvasSettings:
     top_k: int = 0
     top_p: float = 1.0
     batch: int = 16
+    blend: int = 256      # widest ramp (px) of the multi-band blend of the input into its surroundings
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -50,6 +51,8 @@ class CanvasSettings:
             raise UserError(f"--top-k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.blend < 0:
+            raise UserError(f"--blend must be >= 0 pixels, got {self.blend}")
         valid = {"auto", "strips", "outward"} | set(DIRECTIONS) | set(ALIASES)
         if self.order not in valid:
             raise UserError(f"--order {self.order!r} is not one of {', '.join(sorted(valid))}")
@@ -91,7 +94,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    in_w=in_w, in_h=in_h,
                    input_sha=hashlib.sha1(image.tobytes()).hexdigest()[:16] if image is not None else "",
                    seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
-                   top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash)
+                   top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
+                   blend=settings.blend)
     temporary = False
     if resume:
         directory = Path(resume)
@@ -130,6 +134,9 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0, help="0 = off")
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--blend", type=int, default=256, metavar="PX",
+                        help="blend the input into its surroundings over this many pixels, fine detail over "
+                             "fewer (multi-band; default 256, at most a quarter of the input; 0: a 32-px feather)")
     parser.add_argument("--batch", type=int, default=16, help="max patches sampled together")
     parser.add_argument("--order", default="auto", help=ORDERS)
     parser.add_argument("--run-dir", default=None, help="where run state lives (default: a temp dir next to the output)")
@@ -147,7 +154,7 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> CanvasSettings:
     return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
                           order=args.order, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
-                          top_p=args.top_p, batch=args.batch)
+                          top_p=args.top_p, batch=args.batch, blend=args.blend)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

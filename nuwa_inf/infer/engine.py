@@ -5,6 +5,7 @@ Run directory (everything a killed run needs to continue and give the same image
     state.json               {"wave": next wave, "decoded": token columns decoded, "files": {...}}
     tokens_<w>.npy           token canvas after wave w-1 (-1 = not generated yet)
     pool_<w>.safetensors     the Nearby Context Pool's live K/V at that point
+    pool_uncond_<w>.safetensors   with text and guidance: the unconditional branch's pool
     pixels.raw               decoded pixels (PixelCanvas), written as regions become final
 state.json is renamed into place after the files it names, so a kill at any moment leaves
 a consistent checkpoint; work after it is redone identically (per-patch RNG).
@@ -30,7 +31,8 @@ from ..kernels import PatchLayout
 from ..model.context_pool import ContextPool
 from ..model.memory import StyleSource
 from ..model.orders import build_schedule, known_raster, make_order
-from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, patch_uniforms
+from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, patch_uniforms, sample_guided
+from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .pixel_canvas import PixelCanvas
@@ -61,6 +63,8 @@ class JobSpec:
     feather: int = 32                # with blend 0: the old linear feather from input to generated pixels
     model_hash: str = ""
     blend: int = 256                 # widest ramp of the multi-band blend around the input (border_blend.py)
+    text: str = ""                   # the prompt (text-to-image, text-guided outpainting)
+    guidance: float = 1.0            # classifier-free guidance scale on the prompt (1: none)
 
 
 class CanvasRun:
@@ -81,6 +85,8 @@ class CanvasRun:
         self.schedule = build_schedule(order, known_raster(self.region), (0, cfg.extent_h, cfg.extent_w),
                                        (1, pl.rows, pl.cols))
         self.waves = self.schedule.waves
+        self.text_ids = prompt_ids(bundle.transformer, spec.text)
+        self.guided = self.text_ids is not None and spec.guidance != 1.0
 
     # -- set-up -------------------------------------------------------------------------
     def _initial_tokens(self) -> np.ndarray:
@@ -125,6 +131,14 @@ class CanvasRun:
         known = torch.from_numpy(tokens[ty0:ty1, tx0:tx1].astype(np.int64))
         return StyleSource(known, ty0, canvas_token_rows)
 
+    def _samplers(self, tokens: np.ndarray) -> list[WaveSampler]:
+        """[conditional] or, with guidance, [conditional, unconditional (no prompt)] samplers."""
+        model, style = self.bundle.transformer, self._style(tokens)
+        samplers = [WaveSampler(model, self.pools[0], self.backend, style, self.text_ids)]
+        if self.guided:
+            samplers.append(WaveSampler(model, self.pools[1], self.backend, style, None))
+        return samplers
+
     def _prefill(self, tokens: np.ndarray) -> None:
         """K/V of the given patches, wave by wave in raster order (as in training)."""
         known = self.schedule.known
@@ -140,30 +154,36 @@ class CanvasRun:
             for start in range(0, len(group), self.batch):
                 chunk = group[start:start + self.batch]
                 ids = torch.from_numpy(np.stack([self._patch(tokens, p) for p in chunk]).astype(np.int64))
-                k, v = self.sampler.prefill(ids, self._layout(chunk), patch_rows_cols(chunk), self._canvas_rows(chunk))
-                self.pool.add(chunk, k, v)
-            self.pool.evict([q for q in known if last[q] == w and self.schedule.last_use[q] < 0])
+                layout, rows_cols, canvas_rows = self._layout(chunk), patch_rows_cols(chunk), self._canvas_rows(chunk)
+                for sampler in self.samplers:
+                    k, v = sampler.prefill(ids, layout, rows_cols, canvas_rows)
+                    sampler.pool.add(chunk, k, v)
+            for pool in self.pools:
+                pool.evict([q for q in known if last[q] == w and self.schedule.last_use[q] < 0])
 
     # -- checkpoints --------------------------------------------------------------------
     def _save_state(self, wave: int, tokens: np.ndarray, decoded: np.ndarray) -> None:
         with atomic_path(self.run_dir / f"tokens_{wave}.npy") as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, tokens)
-        pool_tensors, positions = self.pool.state()
-        save_tensors(self.run_dir / f"pool_{wave}.safetensors", pool_tensors)
+        files = {"tokens": f"tokens_{wave}.npy"}
+        for name, pool in zip(("pool", "pool_uncond"), self.pools):
+            pool_tensors, positions = pool.state()
+            files[name] = f"{name}_{wave}.safetensors"
+            save_tensors(self.run_dir / files[name], pool_tensors)
         self.canvas.flush()
         state = {"wave": wave, "decoded": decoded.astype(int).tolist(), "pool_positions": positions,
-                 "blended": sorted(self.blended),
-                 "files": {"tokens": f"tokens_{wave}.npy", "pool": f"pool_{wave}.safetensors"}}
+                 "blended": sorted(self.blended), "files": files}
         write_json(self.run_dir / "state.json", state)
-        for old in list(self.run_dir.glob("tokens_*.npy")) + list(self.run_dir.glob("pool_*.safetensors")):
+        for old in list(self.run_dir.glob("tokens_*.npy")) + list(self.run_dir.glob("pool*.safetensors")):
             if old.name not in state["files"].values():
                 old.unlink(missing_ok=True)
 
     def _load_state(self):
         state = json.loads((self.run_dir / "state.json").read_text())
         tokens = np.load(self.run_dir / state["files"]["tokens"])
-        self.pool.restore(load_tensors(self.run_dir / state["files"]["pool"]), state["pool_positions"])
+        for name, pool in zip(("pool", "pool_uncond"), self.pools):  # both pools hold the same positions
+            pool.restore(load_tensors(self.run_dir / state["files"][name]), state["pool_positions"])
         self.blended = set(state.get("blended", []))
         return state["wave"], tokens, np.array(state["decoded"], dtype=bool)
 
@@ -229,7 +249,10 @@ class CanvasRun:
     # -- the run ------------------------------------------------------------------------
     def run(self, resume: bool) -> PixelCanvas:
         spec, pl, cfg = self.spec, self.placement, self.cfg
-        self.pool = ContextPool(cfg.layers, cfg.heads, cfg.patch_tokens, cfg.head_dim, capacity=32)
+        # with guidance the unconditional branch has a pool of its own, fed the same patches
+        self.pools = [ContextPool(cfg.layers, cfg.heads, cfg.patch_tokens, cfg.head_dim, capacity=32)
+                      for _ in range(2 if self.guided else 1)]
+        self.pool = self.pools[0]  # its slots index both pools' layouts
         self.bands, self.blended = [], set()
         if self.image is not None:
             open_sides = (spec.y0 > 0, spec.x0 > 0, spec.y0 + spec.in_h < spec.height, spec.x0 + spec.in_w < spec.width)
@@ -244,11 +267,11 @@ class CanvasRun:
         self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
         if resuming:
             start_wave, tokens, decoded = self._load_state()
-            self.sampler = WaveSampler(self.bundle.transformer, self.pool, self.backend, self._style(tokens))
+            self.samplers = self._samplers(tokens)
         else:
             tokens = self._initial_tokens()
             decoded = np.zeros(pl.tok_w, dtype=bool)
-            self.sampler = WaveSampler(self.bundle.transformer, self.pool, self.backend, self._style(tokens))
+            self.samplers = self._samplers(tokens)
             self._prefill(tokens)
             start_wave = 0
             self._save_state(0, tokens, decoded)
@@ -263,10 +286,11 @@ class CanvasRun:
                 given = np.stack([self._patch(tokens, p) for p in chunk])
                 forced = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
                 uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
-                new, k, v = self.sampler.sample(self._layout(chunk), patch_rows_cols(chunk), uniforms,
-                                                spec.temperature, spec.top_k, spec.top_p, forced=forced,
-                                                canvas_rows=self._canvas_rows(chunk))
-                self.pool.add(chunk, k, v)
+                new, kv = sample_guided(self.samplers, spec.guidance, self._layout(chunk), patch_rows_cols(chunk),
+                                        uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
+                                        canvas_rows=self._canvas_rows(chunk))
+                for pool, (k, v) in zip(self.pools, kv):
+                    pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
                     self._set_patch(tokens, p, new[i].numpy())
                 made += len(chunk)
@@ -275,7 +299,8 @@ class CanvasRun:
                 bar.set_postfix_str(f"{rate:.0f} tok/s, wave {w + 1}/{len(self.waves)}")
                 if self.on_progress:
                     self.on_progress(done + made, total)
-            self.pool.evict([q for q, last in self.schedule.last_use.items() if last == w])
+            for pool in self.pools:
+                pool.evict([q for q, last in self.schedule.last_use.items() if last == w])
             self._decode_ready(tokens, decoded, final=False)
             self._blend_ready(tokens, decoded)
             if time.monotonic() - last_save > CHECKPOINT_SECONDS:
@@ -287,6 +312,21 @@ class CanvasRun:
         self._save_state(len(self.waves), tokens, decoded)
         self.tokens = tokens
         return self.canvas
+
+
+def prompt_ids(model, text: str) -> torch.Tensor | None:
+    """(1, T) word ids of the prompt `text`, None without one; the words the model does not know
+    are named on stderr (and read as unknown), a model without text refuses a prompt."""
+    if not text:
+        return None
+    if model.text is None:
+        raise UserError("this model has no text encoder: --text needs a model trained with captions")
+    ids, unknown = check_prompt(text, model.text_vocab, model.cfg.text_len)
+    if unknown:
+        import sys
+        print(f"nuwa-inf: warning: words the model does not know (read as unknown): {', '.join(unknown)}",
+              file=sys.stderr)
+    return torch.tensor([ids], dtype=torch.int64)
 
 
 def check_disk_space(directory: Path, spec: JobSpec) -> None:

@@ -25,7 +25,7 @@ class ModelConfig:
     extent_h: int = 1                # Nearby Context Pool extent, in patches
     extent_w: int = 1
     extent_t: int = 0                # frames back (video); 0 for images
-    text_dim: int = 0                # > 0 enables text cross-attention (the text issue's seam)
+    text_dim: int = 0                # unused (older configs name it); text is `text_len` below
     dropout: float = 0.0
     rope_dims: int = 0               # channels per head rotated by 2-D canvas RoPE (0 = off; see rope.py)
     rope_theta: float = 100.0        # slowest rotary frequency is ~1/rope_theta per token
@@ -40,6 +40,11 @@ class ModelConfig:
     memory_drop: float = 0.15        # share of training crops whose memory is dropped (null entry only)
     memory_min_w: int = 64           # width range, in tokens, of the crop a training memory is pooled from
     memory_max_w: int = 128
+    # text in the condition memory (text.py): captions of up to text_len words; 0 = no text
+    text_len: int = 0
+    text_layers: int = 2
+    text_vocab_size: int = 0         # rows of the word table: the vocabulary + padding + unknown
+    text_drop: float = 0.15          # share of training crops whose caption is dropped (guidance's uncond)
     # training crops, in patches
     crop_rows: int = 3
     crop_cols: int = 4
@@ -95,6 +100,10 @@ class ModelConfig:
         if not 0 <= self.memory_drop <= 1 or self.memory_min_w > self.memory_max_w:
             raise UserError(f"memory_drop must lie in [0, 1] and memory_min_w <= memory_max_w, got "
                             f"{self.memory_drop}, {self.memory_min_w} > {self.memory_max_w}")
+        if self.text_len < 0 or (self.text_len and (not self.memory_rows or self.text_layers <= 0)):
+            raise UserError("text needs the condition memory (memory_rows > 0) and text_layers > 0")
+        if not 0 <= self.text_drop <= 1:
+            raise UserError(f"text_drop must lie in [0, 1], got {self.text_drop}")
         if self.rope_theta <= 1:
             raise UserError(f"rope_theta must be > 1, got {self.rope_theta}")
 

@@ -89,10 +89,18 @@ class StyleMemory(nn.Module):
         vectors = vectors + (self.row_emb[band][:, None] + self.col_emb[col][None, :]).reshape(-1, emb.shape[1])
         return vectors[counts > 0]
 
-    def forward(self, sources: list[StyleSource | None], tok_emb: nn.Embedding) -> Memory:
-        """One memory per source (None: the null entry alone), padded to the longest."""
-        per_source = [torch.cat([self.null[None], self.cells(s, tok_emb)]) if s is not None else self.null[None]
-                      for s in sources]
+    def forward(self, sources: list[StyleSource | None], tok_emb: nn.Embedding,
+                text: tuple[Tensor, Tensor] | None = None) -> Memory:
+        """One memory per source (None: no style), padded to the longest: [null, style cells,
+        text]; `text` is the text encoder's (B, T, dim) vectors and (B, T) validity."""
+        per_source = []
+        for b, source in enumerate(sources):
+            parts = [self.null[None]]
+            if source is not None:
+                parts.append(self.cells(source, tok_emb))
+            if text is not None:
+                parts.append(text[0][b][text[1][b]])
+            per_source.append(torch.cat(parts))
         longest = max(len(m) for m in per_source)
         states = self.null.new_zeros(len(sources), longest, self.cfg.dim)
         valid = torch.zeros(len(sources), longest, dtype=torch.bool, device=self.null.device)

@@ -61,16 +61,21 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
 
 
 class WaveSampler:
-    """Generates patches of a wave: 256 tokens each (+1 step to fill the last token's K/V)."""
+    """Generates patches of a wave: 256 tokens each (+1 step to fill the last token's K/V).
+
+    `style` and `text_ids` (1, T) make the job's condition memory (memory.py). With
+    classifier-free guidance two samplers run side by side (`sample_guided`): the conditional
+    one and an unconditional one with its own pool, fed the same tokens.
+    """
 
     def __init__(self, model: LocalTransformer, pool: ContextPool, backend: str = "auto",
-                 style: StyleSource | None = None):
+                 style: StyleSource | None = None, text_ids: torch.Tensor | None = None):
         self.model = model
         self.pool = pool
         self.backend = backend
         self.cfg = model.cfg
         with torch.inference_mode():  # the job's memory and its per-layer K/V, once
-            self.memory = model.style_memory([style])
+            self.memory = model.style_memory([style], text_ids)
             self.memory_kv = model.memory_kv(self.memory)
 
     @torch.inference_mode()
@@ -82,6 +87,38 @@ class WaveSampler:
                                                positions=positions, canvas_rows=canvas_rows, memory=self.memory)
         return k, v
 
+    def begin(self, layout: PatchLayout, positions: torch.Tensor, canvas_rows: torch.Tensor | None) -> dict:
+        """Per-wave state of n patches: preallocated K/V caches, rotary tables, band embeddings."""
+        cfg, model = self.cfg, self.model
+        n = layout.ctx_index.shape[0]
+        shape = (cfg.layers, n, cfg.heads, cfg.seq_len, cfg.head_dim)
+        device, dtype = self.pool.k.device, self.pool.k.dtype
+        return {"layout": layout, "k": torch.empty(shape, dtype=dtype, device=device),
+                "v": torch.empty(shape, dtype=dtype, device=device), "rope": model.rope(positions, n, device),
+                "bands": model.band_embedding(canvas_rows, n, device)}
+
+    def step(self, state: dict, ids: torch.Tensor, t: int) -> torch.Tensor | None:
+        """Feed ids (n, 1) at sequence position t → logits (n, V) for token t; None at the last
+        position, which only fills the last token's K/V."""
+        model = self.model
+        last = t == self.cfg.seq_len - 1
+        x = model.embed(ids, start=t)                                      # (n, 1, dim)
+        if state["bands"] is not None:
+            x = x + state["bands"][:, t: t + 1]
+        rope_t = None if state["rope"] is None else state["rope"].at(t)
+        k_cache, v_cache = state["k"], state["v"]
+        for index, block in enumerate(model.blocks):
+            q, k, v = block.attn.project(block.norm1(x), rope_t)           # (n, H, 1, Dh)
+            k_cache[index, :, :, t: t + 1] = k
+            v_cache[index, :, :, t: t + 1] = v
+            x = x + block.attn.attend(q, k_cache[index, :, :, : t + 1], v_cache[index, :, :, : t + 1],
+                                      self.pool.k[index], self.pool.v[index], state["layout"], self.backend)
+            if block.cross is not None:
+                x = x + block.cross(x, self.memory_kv[index], self.memory)
+            if not last or index < len(model.blocks) - 1:
+                x = x + block.mlp(block.norm2(x))
+        return None if last else model.head(model.norm(x[:, 0]))
+
     @torch.inference_mode()
     def sample(self, layout: PatchLayout, positions: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0,
                top_k: int = 0, top_p: float = 1.0, forced: torch.Tensor | None = None,
@@ -91,38 +128,33 @@ class WaveSampler:
 
         `forced` (n, P) int64 with -1 where free: known tokens of partially given patches.
         """
-        model, cfg = self.model, self.cfg
-        n, length = layout.ctx_index.shape[0], cfg.seq_len
-        device = self.pool.k.device
-        dtype = self.pool.k.dtype
-        cache_shape = (cfg.layers, n, cfg.heads, length, cfg.head_dim)
-        k_cache = torch.empty(cache_shape, dtype=dtype, device=device)
-        v_cache = torch.empty(cache_shape, dtype=dtype, device=device)
-        tokens = torch.empty((n, cfg.patch_tokens), dtype=torch.int64, device=device)
-        ids = torch.full((n, 1), model.bos, dtype=torch.int64, device=device)
-        rope = model.rope(positions, n, device)
-        bands = model.band_embedding(canvas_rows, n, device)               # (n, L, dim) or None
-        for t in range(length):
-            x = model.embed(ids, start=t)                                  # (n, 1, dim)
-            if bands is not None:
-                x = x + bands[:, t: t + 1]
-            rope_t = None if rope is None else rope.at(t)
-            for index, block in enumerate(model.blocks):
-                q, k, v = block.attn.project(block.norm1(x), rope_t)       # (n, H, 1, Dh)
-                k_cache[index, :, :, t: t + 1] = k
-                v_cache[index, :, :, t: t + 1] = v
-                x = x + block.attn.attend(q, k_cache[index, :, :, : t + 1], v_cache[index, :, :, : t + 1],
-                                          self.pool.k[index], self.pool.v[index], layout, self.backend)
-                if block.cross is not None:
-                    x = x + block.cross(x, self.memory_kv[index], self.memory)
-                if t < length - 1 or index < len(model.blocks) - 1:
-                    x = x + block.mlp(block.norm2(x))
-            if t == length - 1:
-                break  # the last step only fills the K/V of the last token
-            logits = model.head(model.norm(x[:, 0]))                       # (n, V)
-            next_ids = pick_tokens(logits, uniforms[:, t], temperature, top_k, top_p)
-            if forced is not None:
-                next_ids = torch.where(forced[:, t] >= 0, forced[:, t], next_ids)
-            tokens[:, t] = next_ids
-            ids = next_ids.unsqueeze(1)
-        return tokens, k_cache[:, :, :, 1:], v_cache[:, :, :, 1:]
+        tokens, [(k, v)] = sample_guided([self], 1.0, layout, positions, uniforms, temperature, top_k, top_p,
+                                         forced, canvas_rows)
+        return tokens, k, v
+
+
+@torch.inference_mode()
+def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLayout, positions: torch.Tensor,
+                  uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                  forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None):
+    """Sample n patches with one sampler, or with [conditional, unconditional] and classifier-free
+    guidance: logits = uncond + guidance · (cond − uncond). Both branches read their own pool
+    through the same `layout` (their pools take the same patches in the same order, so their
+    slots agree) and are fed the tokens picked. → (tokens (n, P), [(K, V) per sampler])."""
+    cfg = samplers[0].cfg
+    n = layout.ctx_index.shape[0]
+    device = samplers[0].pool.k.device
+    states = [s.begin(layout, positions, canvas_rows) for s in samplers]
+    tokens = torch.empty((n, cfg.patch_tokens), dtype=torch.int64, device=device)
+    ids = torch.full((n, 1), samplers[0].model.bos, dtype=torch.int64, device=device)
+    for t in range(cfg.seq_len):
+        logits = [s.step(state, ids, t) for s, state in zip(samplers, states)]
+        if t == cfg.seq_len - 1:
+            break  # the last step only fills the K/V of the last token
+        mixed = logits[0] if len(logits) == 1 else logits[1] + guidance * (logits[0] - logits[1])
+        next_ids = pick_tokens(mixed, uniforms[:, t], temperature, top_k, top_p)
+        if forced is not None:
+            next_ids = torch.where(forced[:, t] >= 0, forced[:, t], next_ids)
+        tokens[:, t] = next_ids
+        ids = next_ids.unsqueeze(1)
+    return tokens, [(state["k"][:, :, :, 1:], state["v"][:, :, :, 1:]) for state in states]

@@ -33,6 +33,7 @@ from ..config import from_dict, to_dict
 from ..kernels import PatchLayout, patch_attention
 from .config import ModelConfig
 from .memory import Memory, MemoryAttention, StyleMemory, StyleSource
+from .text import TextEncoder
 from .rope import RopeTables, canvas_rope, crop_grid_positions, rotate_query_key
 from .vertical import band_of_positions, bounding_canvas_rows
 
@@ -40,7 +41,7 @@ KIND = "transformer"
 # Tensors a model may gain when fine-tuned (`--init`) from a checkpoint made without them:
 # zero-initialised (or feeding a zero-initialised projection), so the fine-tune starts from
 # exactly the old model: the band embedding and everything of the condition memory.
-GAINABLE = re.compile(r"row_emb|memory\..+|blocks\.\d+\.cross\..+")
+GAINABLE = re.compile(r"row_emb|memory\..+|blocks\.\d+\.cross\..+|text\..+")
 
 
 def gainable(model: nn.Module) -> tuple[str, ...]:
@@ -127,6 +128,8 @@ class LocalTransformer(nn.Module):
         # zero-initialised: the band embedding starts as a no-op (see vertical.py)
         self.row_emb = nn.Parameter(torch.zeros(cfg.row_bins, cfg.dim)) if cfg.row_bins else None
         self.memory = StyleMemory(cfg) if cfg.memory_rows else None
+        self.text = TextEncoder(cfg) if cfg.text_len else None
+        self.text_vocab: list[str] = []   # words of the text encoder's table (saved with the weights)
         self.apply(_init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
         for block in self.blocks:  # scaled residual projections (GPT-2)
@@ -163,9 +166,13 @@ class LocalTransformer(nn.Module):
                              f"got {None if canvas_rows is None else tuple(canvas_rows.shape)}")
         return self.row_emb[band_of_positions(self.cfg, canvas_rows.to(device))]
 
-    def style_memory(self, sources: list[StyleSource | None]) -> Memory | None:
-        """The memory of each source (None: null entry only); None for a model without memory."""
-        return None if self.memory is None else self.memory(sources, self.tok_emb)
+    def style_memory(self, sources: list[StyleSource | None], text_ids: torch.Tensor | None = None) -> Memory | None:
+        """The memory of each source (None: no style) and caption (`text_ids` (B, T), all padding:
+        none); None for a model without memory."""
+        if self.memory is None:
+            return None
+        text = self.text(text_ids) if self.text is not None and text_ids is not None else None
+        return self.memory(sources, self.tok_emb, text)
 
     def memory_kv(self, memory: Memory | None) -> list | None:
         """Per block the memory's (k, v), each (B, H, M, Dh); a model with memory and no memory
@@ -231,12 +238,14 @@ class LocalTransformer(nn.Module):
         return logits, kv                                            # position P only feeds the pool
 
     def save(self, directory: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
+        extra = {**({"text_vocab": self.text_vocab} if self.text is not None else {}), **(extra or {})}
         return save_checkpoint(directory, KIND, to_dict(self.cfg), self, dtype=dtype, extra=extra)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "LocalTransformer":
         meta = read_config(directory, KIND)
         model = cls(from_dict(ModelConfig, meta["config"]))
+        model.text_vocab = list(meta.get("text_vocab", []))
         load_state_into(model, load_tensors(Path(directory) / "model.safetensors"), str(directory))
         return model.to(device).eval()
 

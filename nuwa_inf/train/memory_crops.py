@@ -5,7 +5,9 @@ The memory crop spans the image's full height (as a scroll's input spans the can
 `memory_min_w`…`memory_max_w` tokens wide, placed beside the training crop without overlapping
 it where the image leaves room (else the widest gap, else anywhere). A share `memory_drop` of
 the crops gets no memory (the null entry alone): the model keeps working without one, and
-classifier-free guidance has its unconditional branch.
+classifier-free guidance has its unconditional branch. With captions (`text_ids`, one row of
+word ids per grid), each crop also reads its image's caption, dropped for a share `text_drop`
+of the crops (independently of the style).
 """
 from __future__ import annotations
 
@@ -38,9 +40,11 @@ def memory_span(grid_w: int, crop_x: int, crop_w: int, cfg: ModelConfig, generat
 
 
 def training_memory(model, grids: list[np.ndarray], picks: list[tuple[int, int, int]], cfg: ModelConfig,
-                    generator: torch.Generator, device, patches_per_crop: int, drop: float | None = None) -> Memory:
+                    generator: torch.Generator, device, patches_per_crop: int, drop: float | None = None,
+                    text_ids: torch.Tensor | None = None, text_drop: float | None = None) -> Memory:
     """The memory of each crop (`picks` from TokenCropSampler.sample_with_picks), owner per patch."""
     drop = cfg.memory_drop if drop is None else drop
+    text_drop = cfg.text_drop if text_drop is None else text_drop
     crop_w = cfg.crop_cols * cfg.patch_w
     sources: list[StyleSource | None] = []
     for index, _, x in picks:
@@ -51,6 +55,12 @@ def training_memory(model, grids: list[np.ndarray], picks: list[tuple[int, int, 
             continue
         tokens = torch.from_numpy(grid[:, x0:x1].astype(np.int64)).to(device)
         sources.append(StyleSource(tokens, 0, grid.shape[0]))
-    memory = model.style_memory(sources)
+    texts = None
+    if text_ids is not None and model.text is not None:
+        texts = text_ids[[index for index, _, _ in picks]].clone()            # (B, T)
+        dropped = torch.rand(len(picks), generator=generator) < text_drop
+        texts[dropped] = 0
+        texts = texts.to(device)
+    memory = model.style_memory(sources, texts)
     owner = torch.arange(len(picks), device=device).repeat_interleave(patches_per_crop)
     return memory.select(owner)

@@ -10,6 +10,7 @@ Under torchrun the transformer runs as DDP, each rank with its own crops and ord
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import time
@@ -31,6 +32,7 @@ from ..kernels import resolve_backend
 from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
 from .best import BestKeeper
+from .captions import caption_vocab, grid_caption_ids, grow_word_table, training_captions
 from .crop_layout import batch_layout, sample_crop_contexts
 from .memory_crops import training_memory
 from .loop import finish_step
@@ -91,7 +93,8 @@ def fixed_validation(sampler: TokenCropSampler, cfg: ModelConfig, count: int = 8
     return tokens, layout, canvas_rows, picks
 
 
-def validation_bits(model: LocalTransformer, val, grids, cfg: ModelConfig, backend: str, device) -> dict:
+def validation_bits(model: LocalTransformer, val, grids, cfg: ModelConfig, backend: str, device,
+                    text_ids: torch.Tensor | None = None) -> dict:
     """{"val_bits": …} on the fixed validation crops, with their memories (the same memory
     crops every time) and, for a model with memory, also without them ("val_bits_no_memory")."""
     tokens, layout, rows, picks = val
@@ -99,9 +102,15 @@ def validation_bits(model: LocalTransformer, val, grids, cfg: ModelConfig, backe
         return {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
     with torch.no_grad():
         memory = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(4321), device,
-                                 cfg.crop_rows * cfg.crop_cols, drop=0.0)
-    return {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows, memory=memory),
-            "val_bits_no_memory": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
+                                 cfg.crop_rows * cfg.crop_cols, drop=0.0, text_ids=text_ids, text_drop=0.0)
+    record = {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows, memory=memory),
+              "val_bits_no_memory": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
+    if text_ids is not None and model.text is not None:  # the style memory without the captions
+        with torch.no_grad():
+            style_only = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(4321), device,
+                                         cfg.crop_rows * cfg.crop_cols, drop=0.0)
+        record["val_bits_no_text"] = bits_per_token(model, tokens, layout, backend, canvas_rows=rows, memory=style_only)
+    return record
 
 
 def out_of_patience(run: ModelRun, keeper: BestKeeper | None, done: int, device) -> str | None:
@@ -141,13 +150,25 @@ def train_model(run: ModelRun) -> Path:
     else:
         cfg = resolve_config(ModelConfig, MODEL_PRESETS, "transformer", run.config, init_dir, run.overrides,
                              fixed={"vocab_size": tokenizer.codebook_size})
+    vocab: list[str] = []
+    if cfg.text_len:  # the word vocabulary: the checkpoint's, or the init model's plus the captions' new words
+        source = checkpoint if checkpoint is not None else init_dir
+        vocab = list(read_config(source, "transformer").get("text_vocab", [])) if source is not None else []
+        captions = training_captions(run.data)
+        if checkpoint is None:
+            vocab = caption_vocab(captions, vocab)
+            cfg = dataclasses.replace(cfg, text_vocab_size=len(vocab) + 2)
+        if not captions:
+            warn(f"no captions under {run.data}: the text encoder trains on nothing (every crop unconditional)")
     if cfg.vocab_size != tokenizer.codebook_size:
         raise UserError(f"model vocab_size {cfg.vocab_size} != tokenizer codebook size {tokenizer.codebook_size}")
     batch_size = run.batch_size or cfg.batch_size
     torch.manual_seed(run.seed)
     model = LocalTransformer(cfg)
+    model.text_vocab = vocab
     if init_dir is not None:
-        load_state_into(model, load_tensors(init_dir / "model.safetensors"), str(init_dir), may_lack=gainable(model))
+        tensors = grow_word_table(load_tensors(init_dir / "model.safetensors"), cfg.text_vocab_size)
+        load_state_into(model, tensors, str(init_dir), may_lack=gainable(model))
     model.to(device)
 
     created = not out.exists()
@@ -158,14 +179,21 @@ def train_model(run: ModelRun) -> Path:
                 tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
 
             crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
-            grids = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips)
-            val_grids = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens, flips=False) \
-                if run.val_data else grids[-max(1, len(grids) // 10):]
+            grids, sources = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips,
+                                         with_sources=True)
+            val_grids, val_sources = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens,
+                                                 flips=False, with_sources=True) if run.val_data else \
+                (grids[-max(1, len(grids) // 10):], sources[-max(1, len(grids) // 10):])
     except UserError:
         if created and dist.is_main():
             shutil.rmtree(out, ignore_errors=True)  # no half-made model directory (no usable images)
         raise
     del tokenizer
+    text_ids = val_text_ids = None
+    if cfg.text_len:  # (G, T) word ids of each grid's caption
+        text_ids = grid_caption_ids(sources, captions, vocab, cfg.text_len)
+        val_captions = training_captions(run.val_data) if run.val_data else captions
+        val_text_ids = grid_caption_ids(val_sources, val_captions, vocab, cfg.text_len)
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
@@ -208,7 +236,7 @@ def train_model(run: ModelRun) -> Path:
     if keeper is not None and keeper.best is None and start == 0:
         model.eval()
         with dist.autocast(device):
-            keeper.offer(0, validation_bits(model, val, val_grids, cfg, run.backend, device)["val_bits"],
+            keeper.offer(0, validation_bits(model, val, val_grids, cfg, run.backend, device, val_text_ids)["val_bits"],
                          model.save)
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
                disable=not dist.is_main())
@@ -226,7 +254,8 @@ def train_model(run: ModelRun) -> Path:
             with dist.no_sync([train_forward], micro < accum - 1):
                 with dist.autocast(device):
                     memory = None if model.memory is None else training_memory(
-                        model, grids, picks, cfg, sampler.generator, device, cfg.crop_rows * cfg.crop_cols)
+                        model, grids, picks, cfg, sampler.generator, device, cfg.crop_rows * cfg.crop_cols,
+                        text_ids=text_ids)
                     logits = train_forward(tokens, layout, run.backend, None, canvas_rows, memory)   # (B·N, P, V)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
                 (loss / accum if accum > 1 else loss).backward()
@@ -240,7 +269,7 @@ def train_model(run: ModelRun) -> Path:
         if dist.is_main() and (done % run.val_every == 0 or done == run.steps):
             model.eval()
             with dist.autocast(device):
-                record.update(validation_bits(model, val, val_grids, cfg, run.backend, device))
+                record.update(validation_bits(model, val, val_grids, cfg, run.backend, device, val_text_ids))
             if keeper is not None:
                 keeper.offer(done, record["val_bits"], model.save)
         bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))

@@ -31,9 +31,10 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 
 def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tuple[int, int],
-                flips: bool = True) -> list[np.ndarray]:
+                flips: bool = True, with_sources: bool = False):
     """Token grids of every readable image under `data` (cached); grids smaller than
-    `min_tokens` (h, w) are skipped with a message."""
+    `min_tokens` (h, w) are skipped with a message. With `with_sources`: (grids, the image
+    path of each grid — a mirror copy's is its original's)."""
     cache.mkdir(parents=True, exist_ok=True)
     manifest_path = cache / "manifest.json"
     tok_hash = weights_hash(tokenizer)
@@ -76,12 +77,14 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
         write_json(manifest_path, manifest)
     if not items:
         raise UserError(f"no usable training images under {data}")
-    grids = []
+    grids, sources = [], []
     for item in items:
         grids.append(np.load(cache / item["file"]))
+        sources.append(Path(item["source"]))
         if flips and item.get("flip"):
             grids.append(np.load(cache / item["flip"]))
-    return grids
+            sources.append(Path(item["source"]))
+    return (grids, sources) if with_sources else grids
 
 
 def _load(path: Path) -> np.ndarray | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .page import PAGE_NAME, write_page
-from .pyramid import DZ_NAME, write_pyramid
+from .pyramid import DZ_NAME, check_options, write_pyramid
 from .source import find_image
 
 
@@ -30,6 +30,7 @@ def build_zoom(image_path: str | os.PathLike, out_dir: str | os.PathLike | None 
     Returns the page's path, `out_dir`/index.html. The default `out_dir` is `default_output(image)`.
     """
     _require_pyvips()
+    check_options(fmt, quality)
     image = find_image(image_path)
     out = Path(os.path.expanduser(os.fspath(out_dir))) if out_dir is not None else default_output(image)
     check_output_dir(out, overwrite, image)
