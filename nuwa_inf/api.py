@@ -92,7 +92,8 @@ class Model:
 
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, batch: int = 16, blend: int = 256, output: str | os.PathLike | None = None,
+               top_p: float = 1.0, batch: int = 16, blend: int = 256, text: str = "",
+               guidance: float | None = None, output: str | os.PathLike | None = None,
                overwrite: bool = False, run_dir: str | os.PathLike | None = None,
                progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -100,7 +101,10 @@ class Model:
         anchor: "left" | "center" | "right" | "top" | "bottom" | "X,Y" (pixels).
         order: "auto" (strips for an input spanning the height, else outward), "strips",
         "outward", "raster" or a sweep direction. seed/temperature/top_k/top_p: sampling
-        (per-patch random streams: the image does not depend on `batch`).
+        (per-patch random streams: the image does not depend on `batch`). blend: pixels over
+        which the input fades into its surroundings (multi-band). text: a prompt (text-guided
+        outpainting; the model needs a text encoder), guidance: its classifier-free guidance
+        scale (None: the CLI's default with a prompt).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
@@ -108,18 +112,20 @@ class Model:
         progress: called as progress(patches_done, patches_total) after each batch.
         """
         settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
-                                  temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend)
+                                  temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend,
+                                  text=text, guidance=guidance)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch: int = 16,
+                 text: str = "", guidance: float | None = None,
                  output: str | os.PathLike | None = None, overwrite: bool = False,
                  run_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None) -> Image.Image | Path:
-        """Unconditional generation of a `width`×`height` canvas (raster order by default);
-        the arguments mean what they mean for `extend`."""
+        """Generation of a `width`×`height` canvas (raster order by default) from a prompt
+        (`text`) or unconditional; the arguments mean what they mean for `extend`."""
         settings = CanvasSettings(width=width, height=height, order=order, seed=seed, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, batch=batch)
+                                  top_k=top_k, top_p=top_p, batch=batch, text=text, guidance=guidance)
         return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,

@@ -12,8 +12,11 @@ from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from nuwa_inf.tokenizer.vqgan import VQGAN
 
 
-def make_model_dir(path: Path, seed: int = 0, **model_overrides) -> Path:
+def make_model_dir(path: Path, seed: int = 0, text_vocab: list[str] | None = None, **model_overrides) -> Path:
+    """`text_vocab`: give the transformer a text encoder over these words."""
     torch.manual_seed(seed)
+    if text_vocab is not None:
+        model_overrides = {"text_len": 8, "text_vocab_size": len(text_vocab) + 2, **model_overrides}
     tokenizer = VQGAN(from_preset(TokenizerConfig, TOKENIZER_PRESETS, "tiny"))
     transformer = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny",
                                                {"vocab_size": tokenizer.codebook_size, **model_overrides}))
@@ -22,6 +25,7 @@ def make_model_dir(path: Path, seed: int = 0, **model_overrides) -> Path:
         for block in transformer.blocks:  # and its style memory in use (it starts as a no-op)
             if block.cross is not None:
                 block.cross.proj.weight.normal_(std=0.5)
+    transformer.text_vocab = list(text_vocab or [])
     tokenizer.save(path / "tokenizer")
     transformer.save(path / "transformer")
     return path

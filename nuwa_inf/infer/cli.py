@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
     from .engine import JobSpec
     from .pixel_canvas import PixelCanvas
 
+# classifier-free guidance with a prompt, unless --guidance says otherwise (chosen by the
+# text-control benchmark, benchmarks/bench_text.py)
+DEFAULT_GUIDANCE = 3.0
 ORDERS = "auto | strips | outward | raster | column | row-right-down | ... (8 sweep directions)"
 
 
@@ -37,6 +40,13 @@ class CanvasSettings:
     top_p: float = 1.0
     batch: int = 16
     blend: int = 256      # widest ramp (px) of the multi-band blend of the input into its surroundings
+    text: str = ""        # prompt (the model needs a text encoder)
+    guidance: float | None = None   # classifier-free guidance on the prompt; None: DEFAULT_GUIDANCE with a prompt
+    first_row_temperature: float | None = None   # a patch's first token row; None: `temperature`
+
+    @property
+    def guidance_scale(self) -> float:
+        return (DEFAULT_GUIDANCE if self.text else 1.0) if self.guidance is None else self.guidance
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -53,6 +63,12 @@ class CanvasSettings:
             raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.blend < 0:
             raise UserError(f"--blend must be >= 0 pixels, got {self.blend}")
+        if self.first_row_temperature is not None and self.first_row_temperature < 0:
+            raise UserError(f"--first-row-temperature must be >= 0, got {self.first_row_temperature}")
+        if self.guidance is not None and not 0 <= self.guidance <= 30:
+            raise UserError(f"--guidance must lie in [0, 30], got {self.guidance}")
+        if self.text is not None and len(self.text) > 2000:
+            raise UserError(f"--text is {len(self.text)} characters long; keep the prompt under 2000")
         valid = {"auto", "strips", "outward"} | set(DIRECTIONS) | set(ALIASES)
         if self.order not in valid:
             raise UserError(f"--order {self.order!r} is not one of {', '.join(sorted(valid))}")
@@ -95,7 +111,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    input_sha=hashlib.sha1(image.tobytes()).hexdigest()[:16] if image is not None else "",
                    seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
                    top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
-                   blend=settings.blend)
+                   blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
+                   first_row_temperature=settings.first_row_temperature)
     temporary = False
     if resume:
         directory = Path(resume)
@@ -134,9 +151,15 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0, help="0 = off")
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--first-row-temperature", type=float, default=None, metavar="T",
+                        help="temperature of each patch's first token row, which sets its palette (default: --temperature)")
     parser.add_argument("--blend", type=int, default=256, metavar="PX",
                         help="blend the input into its surroundings over this many pixels, fine detail over "
                              "fewer (multi-band; default 256, at most a quarter of the input; 0: a 32-px feather)")
+    parser.add_argument("--text", default="", help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
+                                                   "(needs a model with a text encoder)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help=f"classifier-free guidance on the prompt (default {DEFAULT_GUIDANCE} with --text; 1 = off)")
     parser.add_argument("--batch", type=int, default=16, help="max patches sampled together")
     parser.add_argument("--order", default="auto", help=ORDERS)
     parser.add_argument("--run-dir", default=None, help="where run state lives (default: a temp dir next to the output)")
@@ -154,7 +177,8 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> CanvasSettings:
     return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
                           order=args.order, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
-                          top_p=args.top_p, batch=args.batch, blend=args.blend)
+                          top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
+                          guidance=args.guidance, first_row_temperature=args.first_row_temperature)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
@@ -209,6 +233,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extend.add_argument("--anchor", default="center", help="left | center | right | top | bottom | X,Y")
     _sampling_flags(extend)
     extend.set_defaults(func=lambda args: run_canvas_job(args, args.input))
-    generate = subparsers.add_parser("generate", help="unconditional generation of any size")
+    generate = subparsers.add_parser("generate", help="generation of any size, from a prompt (--text) or unconditional")
     _sampling_flags(generate)
     generate.set_defaults(func=lambda args: run_canvas_job(args, None))

@@ -65,6 +65,7 @@ class JobSpec:
     blend: int = 256                 # widest ramp of the multi-band blend around the input (border_blend.py)
     text: str = ""                   # the prompt (text-to-image, text-guided outpainting)
     guidance: float = 1.0            # classifier-free guidance scale on the prompt (1: none)
+    first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
 
 
 class CanvasRun:
@@ -288,7 +289,8 @@ class CanvasRun:
                 uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
                 new, kv = sample_guided(self.samplers, spec.guidance, self._layout(chunk), patch_rows_cols(chunk),
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
-                                        canvas_rows=self._canvas_rows(chunk))
+                                        canvas_rows=self._canvas_rows(chunk),
+                                        first_row_temperature=spec.first_row_temperature)
                 for pool, (k, v) in zip(self.pools, kv):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):

@@ -136,11 +136,14 @@ class WaveSampler:
 @torch.inference_mode()
 def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLayout, positions: torch.Tensor,
                   uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                  forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None):
+                  forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None,
+                  first_row_temperature: float | None = None):
     """Sample n patches with one sampler, or with [conditional, unconditional] and classifier-free
     guidance: logits = uncond + guidance · (cond − uncond). Both branches read their own pool
     through the same `layout` (their pools take the same patches in the same order, so their
-    slots agree) and are fed the tokens picked. → (tokens (n, P), [(K, V) per sampler])."""
+    slots agree) and are fed the tokens picked. `first_row_temperature` (None: `temperature`)
+    samples a patch's first token row, which sets its palette, cooler or hotter.
+    → (tokens (n, P), [(K, V) per sampler])."""
     cfg = samplers[0].cfg
     n = layout.ctx_index.shape[0]
     device = samplers[0].pool.k.device
@@ -152,7 +155,8 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
         if t == cfg.seq_len - 1:
             break  # the last step only fills the K/V of the last token
         mixed = logits[0] if len(logits) == 1 else logits[1] + guidance * (logits[0] - logits[1])
-        next_ids = pick_tokens(mixed, uniforms[:, t], temperature, top_k, top_p)
+        first_row = first_row_temperature is not None and t < cfg.patch_w
+        next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p)
         if forced is not None:
             next_ids = torch.where(forced[:, t] >= 0, forced[:, t], next_ids)
         tokens[:, t] = next_ids

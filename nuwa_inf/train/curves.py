@@ -107,6 +107,11 @@ def plot_curves(log_jsonl_path: str | os.PathLike, out_png: str | os.PathLike) -
                 ax.plot(bits_steps, moving_average(bits, window), color="tab:blue", linewidth=1.2,
                         label="train bits/token (mean)")
             ax.plot(val_steps, val_bits, "o-", color="tab:red", markersize=3, linewidth=1.2, label="val bits/token")
+            for key, colour, label in (("val_bits_no_memory", "tab:gray", "val, memory left out"),
+                                       ("val_bits_no_text", "tab:green", "val, caption left out")):
+                steps, values = series(records, key)
+                if values.size:
+                    ax.plot(steps, values, "o--", color=colour, markersize=2, linewidth=1.0, label=label)
             best = int(np.argmin(val_bits))
             ax.annotate(f"best {val_bits[best]:.3f} @ {int(val_steps[best])}", (val_steps[best], val_bits[best]),
                         textcoords="offset points", xytext=(4, 8), fontsize="small", color="tab:red")

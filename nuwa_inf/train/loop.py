@@ -1,4 +1,5 @@
-"""The end of a training step, shared by both trainers: log, checkpoint on schedule, time budget."""
+"""The end of a training step, shared by both trainers: log, checkpoint on schedule (with a
+curves plot beside the log, train/curves.py), time budget."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,11 @@ def finish_step(done: int, total: int, save_every: int, record: dict, log: TextI
     out_of_time = dist.any_rank(time_budget is not None and time.monotonic() - started > time_budget, device)
     if done % save_every == 0 or done == total or out_of_time or stop_reason:
         save(done)
+        if log is not None and getattr(log, "name", None):
+            from pathlib import Path
+
+            from .curves import plot_curves
+            plot_curves(log.name, Path(log.name).with_name("curves.png"))
     if out_of_time:
         bar.write(f"time budget reached at step {done}")
     elif stop_reason:

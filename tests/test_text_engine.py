@@ -1,0 +1,109 @@
+"""Prompts in canvas jobs: `extend --text`, `generate --text`, guidance with its own pool."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nuwa_inf.cli import main
+from conftest import smooth_image
+from model_fixtures import make_model_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = ["ink-wash", "scroll", "at", "night", "snowy", "peaks", "a", "lake"]
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("text_model"), text_vocab=WORDS)
+
+
+@pytest.fixture(scope="module")
+def plain_model(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("plain_model"))
+
+
+@pytest.fixture
+def input_png(tmp_path):
+    path = tmp_path / "input.png"
+    Image.fromarray(smooth_image(128, 192, seed=5)).save(path)
+    return path
+
+
+def extend(model, input_png, out, *extra):
+    return main(["extend", str(input_png), "-o", str(out), "--width", "640", "--height", "192",
+                 "--model", str(model), "--quiet", "--threads", "1", *extra])
+
+
+def pixels(path):
+    return np.asarray(Image.open(path))
+
+
+def test_the_prompt_and_the_guidance_change_the_image(text_model, input_png, tmp_path):
+    assert extend(text_model, input_png, tmp_path / "none.png") == 0
+    assert extend(text_model, input_png, tmp_path / "night.png", "--text", "ink-wash scroll at night") == 0
+    assert extend(text_model, input_png, tmp_path / "snow.png", "--text", "snowy peaks, a lake") == 0
+    assert extend(text_model, input_png, tmp_path / "night1.png", "--text", "ink-wash scroll at night",
+                  "--guidance", "1") == 0
+    images = [pixels(tmp_path / n) for n in ("none.png", "night.png", "snow.png", "night1.png")]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not np.array_equal(images[i], images[j]), (i, j)
+
+
+def test_guided_images_do_not_depend_on_batch_size(text_model, input_png, tmp_path):
+    for batch in ("1", "16"):
+        assert extend(text_model, input_png, tmp_path / f"b{batch}.png", "--text", "a lake at night",
+                      "--guidance", "4", "--batch", batch) == 0
+    assert np.array_equal(pixels(tmp_path / "b1.png"), pixels(tmp_path / "b16.png"))
+
+
+def test_a_killed_guided_run_resumes_to_the_same_image(text_model, input_png, tmp_path):
+    flags = ["--width", "1280", "--text", "snowy peaks at night", "--guidance", "3"]
+    assert extend(text_model, input_png, tmp_path / "straight.png", *flags) == 0
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "nuwa_inf", "extend", str(input_png), "-o", str(tmp_path / "resumed.png"),
+           "--height", "192", "--model", str(text_model), "--quiet", "--threads", "1", *flags,
+           "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, NUWA_CHECKPOINT_SECONDS="0"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = run_dir / "state.json"
+        if state.is_file() and json.loads(state.read_text())["wave"] >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "pool_uncond" in json.loads((run_dir / "state.json").read_text())["files"]
+    assert main(cmd[3:-2] + ["--resume", str(run_dir)]) == 0
+    assert np.array_equal(pixels(tmp_path / "straight.png"), pixels(tmp_path / "resumed.png"))
+
+
+def test_generate_from_a_prompt_names_unknown_words(text_model, tmp_path, capsys):
+    assert main(["generate", "-o", str(tmp_path / "g.png"), "--width", "256", "--height", "128", "--model",
+                 str(text_model), "--quiet", "--threads", "1", "--text", "a lake with cranes"]) == 0
+    assert Image.open(tmp_path / "g.png").size == (256, 128)
+    err = capsys.readouterr().err
+    assert "with, cranes" in err
+
+
+@pytest.mark.parametrize("model, flags, message", [
+    ("text", ["--text", " ,;; "], "no words"),
+    ("text", ["--text", "a " * 9], "at most 8"),
+    ("text", ["--text", "a lake", "--guidance", "-1"], "--guidance"),
+    ("plain", ["--text", "a lake"], "no text encoder"),
+])
+def test_bad_prompts_are_one_line_exit_2(text_model, plain_model, input_png, tmp_path, capsys, model, flags, message):
+    chosen = text_model if model == "text" else plain_model
+    assert extend(chosen, input_png, tmp_path / "x.png", *flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
