@@ -179,7 +179,8 @@ def run_width(width: int, args, model_dir: Path, image: Path, work: Path) -> dic
         "polled_peak_rss_mib": peak_rss / 1024, "polled_peak_anon_mib": peak_anon / 1024,
         "polled_peak_file_mib": peak_file / 1024, "polls": samples,
         "timings_s": timings, "sample_calls": child["sample_calls"],
-        **{key: child.get(key) for key in ("waves", "pool_peak_slots", "pool_capacity", "pool_live_at_end", "pool_mib")},
+        **{key: child.get(key)
+           for key in ("waves", "pool_peak_slots", "pool_capacity", "pool_live_at_end", "pool_mib")},
         "output_bytes": out.stat().st_size if out.exists() else None,
     }
     if args.trace:
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                  for r in rows])
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
-        print(f"width x{last['width'] / first['width']:.1f} -> peak RSS x{last['peak_rss_mib'] / first['peak_rss_mib']:.2f} "
+        print(f"width x{last['width'] / first['width']:.1f} -> "
+              f"peak RSS x{last['peak_rss_mib'] / first['peak_rss_mib']:.2f} "
               f"({first['peak_rss_mib']:.0f} -> {last['peak_rss_mib']:.0f} MiB)")
     print("timings are from one run on a shared machine (see load above); peak RSS = the child's VmHWM")
     write_json(args.json, {"benchmark": "extend_memory", "height": args.height, "input": str(args.input),

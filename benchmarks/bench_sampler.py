@@ -37,10 +37,9 @@ import os
 import sys
 import time
 
-from common import machine_info, print_table, write_json, build_transformer  # noqa: E402  (adds the repo to sys.path)
-
 import torch  # noqa: E402
 
+from common import build_transformer, machine_info, print_table, write_json  # noqa: E402  (adds the repo to sys.path)
 from nuwa_inf.kernels import PatchLayout  # noqa: E402
 from nuwa_inf.model.context_pool import ContextPool  # noqa: E402
 from nuwa_inf.model.sampler import WaveSampler, pick_tokens  # noqa: E402

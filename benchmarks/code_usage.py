@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-from common import write_json  # noqa: E402  (adds the repo to sys.path)
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common import write_json  # noqa: E402  (adds the repo to sys.path)
 from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir  # noqa: E402
@@ -28,7 +27,8 @@ from nuwa_inf.tokenizer.vqgan import VQGAN  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="held-out images (a folder or one image)")
-    parser.add_argument("--model", default="default", help="model, tokenizer or tokenizer-run directory (default: bundled)")
+    parser.add_argument("--model", default="default",
+                        help="model, tokenizer or tokenizer-run directory (default: bundled)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)

@@ -17,11 +17,10 @@ import math
 import tempfile
 from pathlib import Path
 
-from common import write_json  # noqa: E402  (adds the repo to sys.path)
-
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from common import write_json  # noqa: E402  (adds the repo to sys.path)
 from nuwa_inf.infer.bundle import load_bundle  # noqa: E402
 from nuwa_inf.kernels import PatchLayout  # noqa: E402
 from nuwa_inf.model.transformer import LocalTransformer  # noqa: E402

@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import argparse
 
-from common import write_json  # noqa: E402  (adds the repo to sys.path)
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common import write_json  # noqa: E402  (adds the repo to sys.path)
 from nuwa_inf.api import psnr  # noqa: E402
+from nuwa_inf.colour import ycbcr  # noqa: E402
 from nuwa_inf.data.datasets import list_images  # noqa: E402
 from nuwa_inf.eval.block_stats import FEATURE_GROUPS, block_features  # noqa: E402
-from nuwa_inf.colour import ycbcr  # noqa: E402
 from nuwa_inf.images import load_rgb  # noqa: E402
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir  # noqa: E402
 from nuwa_inf.tokenizer.quantizer import code_usage  # noqa: E402
@@ -55,7 +54,8 @@ def explained(values: np.ndarray, codes: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="images (a folder or one image)")
-    parser.add_argument("--model", default="default", help="model, tokenizer or tokenizer-run directory (default: bundled)")
+    parser.add_argument("--model", default="default",
+                        help="model, tokenizer or tokenizer-run directory (default: bundled)")
     parser.add_argument("--max-side", type=int, default=2048, help="centre crop of each image, at most this size")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         result["log_power_bands"] = {"original": original.tolist(), "round_trip": round_trip.tolist()}
     print(f"{result['images']} images, {blocks_all.shape[0]} blocks, {result['codes_used']} distinct codes")
     print(f"round trip PSNR {result['psnr_db']:.2f} dB (per image: {', '.join(f'{p:.1f}' for p in psnrs)})")
-    print(f"code usage {100 * result['usage']:.1f} % of {tokenizer.codebook_size}, perplexity {result['perplexity']:.0f}")
+    print(f"code usage {100 * result['usage']:.1f} % of {tokenizer.codebook_size}, "
+          f"perplexity {result['perplexity']:.0f}")
     print(f"round trip mean |error| per pixel (0-255): Y {error[0]:.2f}  Cb {error[1]:.2f}  Cr {error[2]:.2f}")
     print(f"share of block variance the code explains: luma {result['explained_by_code']['luma']:.3f}  "
           f"chroma {result['explained_by_code']['chroma']:.3f}")

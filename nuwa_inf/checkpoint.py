@@ -104,7 +104,8 @@ def load_state_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], so
     if missing:
         raise UserError(f"{source}: missing tensors {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     if unexpected:
-        raise UserError(f"{source}: unexpected tensors {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        raise UserError(f"{source}: unexpected tensors "
+                        f"{', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
     for name, tensor in tensors.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise UserError(f"{source}: tensor {name} has shape {tuple(tensor.shape)}, "

@@ -46,7 +46,8 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
         try:
             im.load()  # force a full decode: a truncated file fails here, not later
         except _DECODE_ERRORS as exc:
-            raise UserError(f"{path}: cannot decode image ({_one_line(exc)}); is the file truncated or corrupt?") from None
+            raise UserError(f"{path}: cannot decode image ({_one_line(exc)}); "
+                            "is the file truncated or corrupt?") from None
         im = _apply_exif_orientation(im)
         return _to_rgb_array(im, path)
 

@@ -12,8 +12,10 @@ from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from nuwa_inf.tokenizer.vqgan import VQGAN
 
 
-def make_model_dir(path: Path, seed: int = 0, text_vocab: list[str] | None = None, **model_overrides) -> Path:
-    """`text_vocab`: give the transformer a text encoder over these words."""
+def make_model_dir(path: Path, seed: int = 0, text_vocab: list[str] | None = None, live_memory: bool = True,
+                   **model_overrides) -> Path:
+    """`text_vocab`: give the transformer a text encoder over these words; `live_memory`: give its
+    condition memory random output projections (False: zero, as a model just given a memory)."""
     torch.manual_seed(seed)
     if text_vocab is not None:
         model_overrides = {"text_len": 8, "text_vocab_size": len(text_vocab) + 2, **model_overrides}
@@ -23,7 +25,7 @@ def make_model_dir(path: Path, seed: int = 0, text_vocab: list[str] | None = Non
     with torch.no_grad():  # make the untrained model's logits peaked enough to give varied images
         transformer.head.weight.mul_(50)
         for block in transformer.blocks:  # and its style memory in use (it starts as a no-op)
-            if block.cross is not None:
+            if block.cross is not None and live_memory:
                 block.cross.proj.weight.normal_(std=0.5)
     transformer.text_vocab = list(text_vocab or [])
     tokenizer.save(path / "tokenizer")

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import nuwa_inf
-from nuwa_inf.cli import main
 from conftest import smooth_image
 from model_fixtures import make_model_dir
+from nuwa_inf.cli import main
 
 
 @pytest.fixture(scope="module")

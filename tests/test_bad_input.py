@@ -23,11 +23,10 @@ from PIL import Image
 
 from conftest import smooth_image
 from model_fixtures import make_model_dir
-from unprivileged import run_unprivileged, shared_folder
 from nuwa_inf.cli import main
 from nuwa_inf.config import from_preset, to_dict
 from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
-
+from unprivileged import run_unprivileged, shared_folder
 
 # ----------------------------------------------------------------------------- the corpus
 

@@ -64,19 +64,19 @@ def kill_at_random_moments(args: list[str], out: Path, load_model, seed: int) ->
     rng = random.Random(seed)
     cmd = [sys.executable, "-m", "nuwa_inf", *args, "--out", str(out), "--threads", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def wait_for(proc: subprocess.Popen, step: int) -> None:
+        deadline = time.monotonic() + 60
+        while latest_step(out) < step and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+
     for kill in range(KILLS):
         before = latest_step(out)
         proc = subprocess.Popen(cmd + (["--resume"] if kill else []), cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-        def wait_for(step: int) -> None:
-            deadline = time.monotonic() + 60
-            while latest_step(out) < step and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.002)
-
-        wait_for(before + 1 + rng.randrange(3))
+        wait_for(proc, before + 1 + rng.randrange(3))
         started, reached = time.monotonic(), latest_step(out)
-        wait_for(reached + 1)  # how long one step (+ its checkpoint) takes right now
+        wait_for(proc, reached + 1)  # how long one step (+ its checkpoint) takes right now
         time.sleep(rng.uniform(0, time.monotonic() - started))
         assert proc.poll() is None, f"the run ended before it was killed: {proc.stderr.read().decode()[-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)

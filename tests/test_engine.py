@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nuwa_inf.cli import main
 from conftest import smooth_image
 from model_fixtures import make_model_dir
+from nuwa_inf.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

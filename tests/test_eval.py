@@ -9,8 +9,16 @@ import pytest
 from PIL import Image
 
 from nuwa_inf.cli import main
-from nuwa_inf.eval import (block_distance, block_features, compare_blocks, drift, evaluate, noise_floor,
-                           seam_ratio, seam_stats)
+from nuwa_inf.eval import (
+    block_distance,
+    block_features,
+    compare_blocks,
+    drift,
+    evaluate,
+    noise_floor,
+    seam_ratio,
+    seam_stats,
+)
 
 P = 64  # small patches keep the tests fast
 

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from unprivileged import run_unprivileged, shared_folder
-
 from nuwa_inf.errors import UserError
 from nuwa_inf.images import check_output_path, image_size, load_rgb, refuse_overwrite
+from unprivileged import run_unprivileged, shared_folder
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

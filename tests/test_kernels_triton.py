@@ -41,50 +41,60 @@ def _child_cases():
     ]
 
 
+def _child_case_errors(name, layout, nq, h, lq, ls, d, nc, p, with_bias, mode) -> dict[str, float]:
+    """One case of `_child_cases`: max abs error of the triton kernel vs the reference, per quantity.
+    (A function of its own, so that the closures below capture this case's values, not a loop's.)"""
+    import torch
+
+    from nuwa_inf.kernels import reference_attention
+    from nuwa_inf.kernels.triton_attention import triton_attention
+
+    gen = torch.Generator().manual_seed(len(name))
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    q = randn(nq, h, lq, d)
+    k_self, v_self = randn(nq, h, ls, d), randn(nq, h, ls, d)
+    pool = None if nc is None else (randn(nc, h, p + 1, d), randn(nc, h, p + 1, d))
+    bias = randn(nq, h, lq, layout.n_offsets) if with_bias else None
+    scale = d ** -0.5
+
+    def run(fn, grad):
+        leaves = [t.clone().requires_grad_(grad) for t in (q, k_self, v_self)]
+        if pool is None:
+            k_ctx, v_ctx = leaves[1][:, :, 1:], leaves[2][:, :, 1:]
+        else:
+            bases = [t.clone().requires_grad_(grad) for t in pool]
+            leaves += bases
+            k_ctx, v_ctx = bases[0][:, :, 1:], bases[1][:, :, 1:]
+        b = None if bias is None else bias.clone().requires_grad_(grad)
+        if b is not None:
+            leaves.append(b)
+        out = fn(leaves[0], leaves[1], leaves[2], k_ctx, v_ctx, layout, b)
+        if not grad:
+            return {"out": out.detach()}
+        upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+        (out * upstream).sum().backward()
+        grads = {f"grad{i}": t.grad for i, t in enumerate(leaves)}
+        return {"out": out.detach(), **grads}
+
+    grad = mode == "flash"
+    with torch.set_grad_enabled(grad):
+        expected = run(lambda *a: reference_attention(*a, scale=scale), grad)
+        got = run(lambda *a: triton_attention(*a, scale, mode=mode), grad)
+    return {key: float((got[key] - expected[key]).abs().max()) for key in expected}
+
+
 def child_main() -> None:
     assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
     import torch
 
     from nuwa_inf.kernels import available_backends, patch_attention, reference_attention, resolve_backend
-    from nuwa_inf.kernels.triton_attention import triton_attention
 
     results = {"_backends": available_backends("cpu"), "_auto": resolve_backend("auto", "cpu")}
-    for name, layout, nq, h, lq, ls, d, nc, p, with_bias, mode in _child_cases():
-        gen = torch.Generator().manual_seed(len(name))
-
-        def randn(*shape):
-            return torch.randn(*shape, generator=gen)
-
-        q = randn(nq, h, lq, d)
-        k_self, v_self = randn(nq, h, ls, d), randn(nq, h, ls, d)
-        pool = None if nc is None else (randn(nc, h, p + 1, d), randn(nc, h, p + 1, d))
-        bias = randn(nq, h, lq, layout.n_offsets) if with_bias else None
-        scale = d ** -0.5
-
-        def run(fn, grad):
-            leaves = [t.clone().requires_grad_(grad) for t in (q, k_self, v_self)]
-            if pool is None:
-                k_ctx, v_ctx = leaves[1][:, :, 1:], leaves[2][:, :, 1:]
-            else:
-                bases = [t.clone().requires_grad_(grad) for t in pool]
-                leaves += bases
-                k_ctx, v_ctx = bases[0][:, :, 1:], bases[1][:, :, 1:]
-            b = None if bias is None else bias.clone().requires_grad_(grad)
-            if b is not None:
-                leaves.append(b)
-            out = fn(leaves[0], leaves[1], leaves[2], k_ctx, v_ctx, layout, b)
-            if not grad:
-                return {"out": out.detach()}
-            upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
-            (out * upstream).sum().backward()
-            grads = {f"grad{i}": t.grad for i, t in enumerate(leaves)}
-            return {"out": out.detach(), **grads}
-
-        grad = mode == "flash"
-        with torch.set_grad_enabled(grad):
-            expected = run(lambda *a: reference_attention(*a, scale=scale), grad)
-            got = run(lambda *a: triton_attention(*a, scale, mode=mode), grad)
-        results[name] = {key: float((got[key] - expected[key]).abs().max()) for key in expected}
+    for case in _child_cases():
+        results[case[0]] = _child_case_errors(*case)
     # the public entry point reaches the kernels too
     with torch.no_grad():
         name, layout, nq, h, lq, ls, d, nc, p, _, _ = _child_cases()[4]

@@ -2,8 +2,6 @@
 and the model learns to take a crop's look from it."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,7 +23,8 @@ def tiny(**overrides) -> LocalTransformer:
 def crops(cfg: ModelConfig, count: int, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     layout = batch_layout([sample_crop_contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
-    tokens = torch.randint(cfg.vocab_size, (count * cfg.crop_rows * cfg.crop_cols, cfg.patch_tokens), generator=generator)
+    patches = count * cfg.crop_rows * cfg.crop_cols
+    tokens = torch.randint(cfg.vocab_size, (patches, cfg.patch_tokens), generator=generator)
     return tokens, layout
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from conftest import smooth_image
+from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 from nuwa_inf.config import from_preset
 from nuwa_inf.model.config import MODEL_PRESETS, ModelConfig
 from nuwa_inf.model.transformer import LocalTransformer
 from nuwa_inf.train.crop_layout import batch_layout, sample_crop_contexts
-from conftest import smooth_image
-from model_fixtures import make_model_dir
 
 
 def test_crop_layouts_reference_only_patches_of_the_same_crop():
@@ -43,7 +43,8 @@ def test_context_changes_the_prediction():
     other[0] = (other[0] + 1) % cfg.vocab_size
     positions = torch.tensor([[0, 0], [0, 1]])  # patch 1 is right of patch 0 (offset id 3 = left)
     with torch.no_grad():
-        a, b = model.forward_train(tokens, layout, positions=positions), model.forward_train(other, layout, positions=positions)
+        a = model.forward_train(tokens, layout, positions=positions)
+        b = model.forward_train(other, layout, positions=positions)
     assert not torch.allclose(a[1], b[1])      # patch 1 reads patch 0
     assert torch.allclose(a[0, :1], b[0, :1])  # patch 0's first token sees only BOS
 
@@ -137,10 +138,10 @@ def test_token_cache_adds_mirror_copies_later_and_leaves_them_out_when_asked(tmp
     assert len(plain) == 2 and not list(cache.glob("*_flip.npy"))
     with_flips = pretokenize(image_folder, tokenizer, cache, (2, 2), flips=True)
     assert len(with_flips) == 4 and len(list(cache.glob("*_flip.npy"))) == 2
-    for grid, mirror in zip(with_flips[0::2], with_flips[1::2]):
+    for grid, mirror in zip(with_flips[0::2], with_flips[1::2], strict=True):
         assert grid.shape == mirror.shape and not np.array_equal(grid, mirror)
     fresh = pretokenize(image_folder, tokenizer, tmp_path / "fresh", (2, 2), flips=True)
-    for added, encoded in zip(with_flips, fresh):            # the same grids as a cache made with flips
+    for added, encoded in zip(with_flips, fresh, strict=True):  # the same grids as a cache made with flips
         assert np.array_equal(added, encoded)
     again = pretokenize(image_folder, tokenizer, cache, (2, 2), flips=False)
-    assert len(again) == 2 and all(np.array_equal(a, b) for a, b in zip(again, plain))
+    assert len(again) == 2 and all(np.array_equal(a, b) for a, b in zip(again, plain, strict=True))

@@ -27,7 +27,7 @@ def test_contexts_only_hold_known_or_earlier_patches_within_extent(name):
     s = schedule(name, 4, 7, region)
     rank = {p: i for i, p in enumerate(s.order)}
     for p in s.order:
-        for q, (dt, dr, dc) in s.context[p]:
+        for q, (_dt, dr, dc) in s.context[p]:
             assert q in s.known or rank[q] < rank[p]
             assert abs(dr) <= 1 and abs(dc) <= 1 and (q[1] - p[1], q[2] - p[2]) == (dr, dc)
             if q in s.wave:

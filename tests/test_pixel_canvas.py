@@ -7,8 +7,8 @@ import tifffile
 from PIL import Image
 
 from nuwa_inf.errors import UserError
-from nuwa_inf.infer.pixel_canvas import PixelCanvas
 from nuwa_inf.infer import writers
+from nuwa_inf.infer.pixel_canvas import PixelCanvas
 from nuwa_inf.infer.writers import PNG_FILTERS, export, export_png, export_preview, export_tiff
 
 
@@ -150,7 +150,8 @@ def test_failed_export_leaves_the_old_file_untouched(tmp_path, name):
     target = tmp_path / name
     target.write_bytes(b"previous result")
     with pytest.raises(OSError, match="simulated"):
-        export(_FailingCanvas(_image_like(300, 1000)), target, **({"band_rows": 16} if name.endswith("png") else {"tile": 64}))
+        export(_FailingCanvas(_image_like(300, 1000)), target,
+               **({"band_rows": 16} if name.endswith("png") else {"tile": 64}))
     assert target.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary left behind
 

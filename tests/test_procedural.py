@@ -1,6 +1,8 @@
 """The procedural scroll generator: one infinite landscape per (seed, attrs, height)."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,7 +23,7 @@ def luminance(img: np.ndarray) -> np.ndarray:
 def test_chunked_rendering_equals_whole(attrs):
     whole = render_scroll(1000, 64, seed=3, attrs=attrs)
     cuts = [0, 300, 517, 768, 1000]                  # chunk edges off the internal block grid
-    parts = [render_scroll(b - a, 64, seed=3, x0=a, attrs=attrs) for a, b in zip(cuts, cuts[1:])]
+    parts = [render_scroll(b - a, 64, seed=3, x0=a, attrs=attrs) for a, b in pairwise(cuts)]
     assert np.array_equal(np.concatenate(parts, axis=1), whole)
 
 

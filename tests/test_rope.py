@@ -33,7 +33,8 @@ def pair_layout(cfg: ModelConfig) -> PatchLayout:
 
 def test_only_relative_positions_matter():
     model = tiny_model()
-    tokens = torch.randint(0, model.cfg.vocab_size, (2, model.cfg.patch_tokens), generator=torch.Generator().manual_seed(1))
+    tokens = torch.randint(0, model.cfg.vocab_size, (2, model.cfg.patch_tokens),
+                           generator=torch.Generator().manual_seed(1))
     layout = pair_layout(model.cfg)
     near = torch.tensor([[0, 0], [0, 1]])
     with torch.no_grad():

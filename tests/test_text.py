@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conftest import smooth_image
+from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 from nuwa_inf.config import from_preset
 from nuwa_inf.errors import UserError
@@ -19,8 +21,6 @@ from nuwa_inf.model.transformer import LocalTransformer
 from nuwa_inf.train.crop_layout import batch_layout, sample_crop_contexts
 from nuwa_inf.train.memory_crops import training_memory
 from nuwa_inf.train.token_cache import TokenCropSampler
-from conftest import smooth_image
-from model_fixtures import make_model_dir
 
 
 def test_vocabulary_and_prompts():

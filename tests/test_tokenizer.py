@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import smooth_image
 from nuwa_inf.cli import main
 from nuwa_inf.config import from_preset
 from nuwa_inf.errors import UserError
@@ -16,7 +17,6 @@ from nuwa_inf.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig
 from nuwa_inf.tokenizer.quantizer import FSQ, code_usage
 from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled
 from nuwa_inf.tokenizer.vqgan import VQGAN
-from conftest import smooth_image
 
 
 def test_every_preset_downsamples_by_16():

@@ -192,7 +192,6 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, image, case):
 
 def test_generate_zoom_flag_writes_the_page_after_the_image(tmp_path):
     from model_fixtures import make_model_dir
-
     from nuwa_inf.cli import main
 
     model = make_model_dir(tmp_path / "model")

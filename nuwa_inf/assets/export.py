@@ -5,7 +5,8 @@
 TOKENIZER replaces the model directory's own tokenizer: one whose decoder was fine-tuned
 with the encoder frozen (`--set freeze=encoder`) gives the same codes, so the transformer
 trained on the original still fits it. The exported config says `freeze: none`: the
-bundle describes a network, and `train tokenizer --init default` should train all of it.
+bundle describes a network, and `train tokenizer --init default` should train all of it; the
+same for a transformer fine-tuned with `--set freeze=base`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from ..tokenizer.vqgan import VQGAN
 def export(model_dir: Path, target: Path, tokenizer_dir: Path | None = None) -> None:
     tokenizer = VQGAN.load(tokenizer_dir or model_dir / "tokenizer")
     tokenizer.cfg = dataclasses.replace(tokenizer.cfg, freeze="none")
-    transformer = LocalTransformer.load(model_dir / "transformer" if (model_dir / "transformer").is_dir() else model_dir)
+    transformer_dir = model_dir / "transformer" if (model_dir / "transformer").is_dir() else model_dir
+    transformer = LocalTransformer.load(transformer_dir)
     tokenizer.save(target / "tokenizer", dtype=torch.float16)
     transformer.save(target / "transformer", dtype=torch.float16)
     print(f"exported {model_dir} → {target}")

@@ -2,8 +2,16 @@
 
     from nuwa_inf.eval import seam_ratio, block_features, compare_blocks, drift, evaluate
 """
-from .block_stats import (BlockSet, FeatureScale, block_distance, block_features, compare_blocks, drift,
-                          frechet_distance, noise_floor)
+from .block_stats import (
+    BlockSet,
+    FeatureScale,
+    block_distance,
+    block_features,
+    compare_blocks,
+    drift,
+    frechet_distance,
+    noise_floor,
+)
 from .metrics import evaluate
 from .seams import SeamStats, seam_ratio, seam_stats
 

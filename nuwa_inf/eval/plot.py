@@ -38,7 +38,8 @@ def plot_columns(profile: ColumnProfile, path: str | os.PathLike, title: str, ov
 
     if profile.distance is not None:
         ax = axes[1]
-        ax.plot(centre, profile.distance, ".-", color="tab:red", linewidth=1, markersize=3, label="window vs references")
+        ax.plot(centre, profile.distance, ".-", color="tab:red", linewidth=1, markersize=3,
+                label="window vs references")
         if math.isfinite(profile.window_floor):
             ax.axhline(profile.window_floor, color="tab:red", linewidth=0.8, linestyle="--",
                        label=f"real window {profile.window_floor:.2f}")

@@ -114,7 +114,7 @@ def blend_band(band: Band, own: np.ndarray, decoded: np.ndarray, input_rect: tup
     distances = [d for is_open, d in ((top, ys - iy0), (left, xs - ix0), (bottom, iy1 - 1 - ys),
                                       (right, ix1 - 1 - xs)) if is_open]
     out = b.clone()
-    for part, ramp in zip(parts, ramps):
+    for part, ramp in zip(parts, ramps, strict=True):
         weight = torch.ones(cy1 - cy0, cx1 - cx0)
         for dist in distances:
             weight = torch.minimum(weight, ((dist + 0.5) / ramp).clamp(0, 1))

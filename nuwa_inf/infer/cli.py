@@ -152,17 +152,21 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=0, help="0 = off")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--first-row-temperature", type=float, default=None, metavar="T",
-                        help="temperature of each patch's first token row, which sets its palette (default: --temperature)")
+                        help="temperature of each patch's first token row, which sets its palette "
+                             "(default: --temperature)")
     parser.add_argument("--blend", type=int, default=256, metavar="PX",
                         help="blend the input into its surroundings over this many pixels, fine detail over "
                              "fewer (multi-band; default 256, at most a quarter of the input; 0: a 32-px feather)")
-    parser.add_argument("--text", default="", help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
-                                                   "(needs a model with a text encoder)")
+    parser.add_argument("--text", default="",
+                        help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
+                             "(needs a model with a text encoder)")
     parser.add_argument("--guidance", type=float, default=None,
-                        help=f"classifier-free guidance on the prompt (default {DEFAULT_GUIDANCE} with --text; 1 = off)")
+                        help=f"classifier-free guidance on the prompt (default {DEFAULT_GUIDANCE} with --text; "
+                             "1 = off)")
     parser.add_argument("--batch", type=int, default=16, help="max patches sampled together")
     parser.add_argument("--order", default="auto", help=ORDERS)
-    parser.add_argument("--run-dir", default=None, help="where run state lives (default: a temp dir next to the output)")
+    parser.add_argument("--run-dir", default=None,
+                        help="where run state lives (default: a temp dir next to the output)")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a killed run")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--attn-backend", default="auto")

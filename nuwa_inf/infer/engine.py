@@ -168,7 +168,7 @@ class CanvasRun:
             with open(tmp, "wb") as handle:
                 np.save(handle, tokens)
         files = {"tokens": f"tokens_{wave}.npy"}
-        for name, pool in zip(("pool", "pool_uncond"), self.pools):
+        for name, pool in zip(("pool", "pool_uncond"), self.pools, strict=False):  # one or two pools
             pool_tensors, positions = pool.state()
             files[name] = f"{name}_{wave}.safetensors"
             save_tensors(self.run_dir / files[name], pool_tensors)
@@ -183,7 +183,7 @@ class CanvasRun:
     def _load_state(self):
         state = json.loads((self.run_dir / "state.json").read_text())
         tokens = np.load(self.run_dir / state["files"]["tokens"])
-        for name, pool in zip(("pool", "pool_uncond"), self.pools):  # both pools hold the same positions
+        for name, pool in zip(("pool", "pool_uncond"), self.pools, strict=False):  # the same positions in both
             pool.restore(load_tensors(self.run_dir / state["files"][name]), state["pool_positions"])
         self.blended = set(state.get("blended", []))
         return state["wave"], tokens, np.array(state["decoded"], dtype=bool)
@@ -205,7 +205,8 @@ class CanvasRun:
                 alpha = self.alpha[iy0 - spec.y0: iy1 - spec.y0, ix0 - spec.x0: ix1 - spec.x0, None]
                 own = self.image[iy0 - spec.y0: iy1 - spec.y0, ix0 - spec.x0: ix1 - spec.x0].astype(np.float32)
                 region = pixels[iy0 - y: iy1 - y, ix0 - x: ix1 - x].astype(np.float32)
-                pixels[iy0 - y: iy1 - y, ix0 - x: ix1 - x] = np.round(alpha * own + (1 - alpha) * region).astype(np.uint8)
+                blended = np.round(alpha * own + (1 - alpha) * region)
+                pixels[iy0 - y: iy1 - y, ix0 - x: ix1 - x] = blended.astype(np.uint8)
         self.canvas.write_region(y, x, pixels)
 
     def _decode_ready(self, tokens: np.ndarray, decoded: np.ndarray, final: bool, min_cols: int = 64) -> None:
@@ -291,7 +292,7 @@ class CanvasRun:
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
                                         first_row_temperature=spec.first_row_temperature)
-                for pool, (k, v) in zip(self.pools, kv):
+                for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
                     self._set_patch(tokens, p, new[i].numpy())

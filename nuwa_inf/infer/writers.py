@@ -183,7 +183,7 @@ def export_preview(
         col_sums = np.add.reduceat(band, col_starts, axis=1, dtype=sum_dtype)  # (rows, cols_out, 3)
         out_row = np.arange(y0, y0 + rows) // factor  # which output row each band row feeds
         breaks = np.flatnonzero(np.diff(out_row, prepend=-1))  # first band row of each output row
-        for row, part in zip(out_row[breaks], np.add.reduceat(col_sums, breaks, axis=0)):
+        for row, part in zip(out_row[breaks], np.add.reduceat(col_sums, breaks, axis=0), strict=True):
             if row != acc_row:
                 finish_row()
                 acc[...] = 0

@@ -20,6 +20,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -220,7 +221,8 @@ def _upstream(out: torch.Tensor) -> torch.Tensor:
 
 
 def _max_err(results, reference) -> float:
-    return max(float((a.detach().float() - r.detach().float()).abs().max()) for a, r in zip(results, reference))
+    return max(float((a.detach().float() - r.detach().float()).abs().max())
+               for a, r in zip(results, reference, strict=True))
 
 
 def run_benchmark(device: torch.device, presets: list[str], quick: bool, backends: list[str] | None = None,
@@ -264,7 +266,7 @@ def run_benchmark(device: torch.device, presets: list[str], quick: bool, backend
             for backend in usable:
                 results = _run(case, backend, bias, grad)
                 err = _max_err(results, reference)
-                ms = time_ms(lambda: _run(case, backend, bias, grad), device, repeats)
+                ms = time_ms(partial(_run, case, backend, bias, grad), device, repeats)
                 record(case, backend, ms, err)
             if case.crop is not None:
                 ms, err = _time_dense(case, grad, reference, device, repeats)

@@ -31,7 +31,8 @@ from .layout import PatchLayout
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 LOG2E = 1.4426950408889634
-NEG_BIG: tl.constexpr = tl.constexpr(-1.0e30)  # finite "minus infinity" for running maxima: keeps exp2(m_old - m_new) NaN-free
+# finite "minus infinity" for running maxima: keeps exp2(m_old - m_new) NaN-free
+NEG_BIG: tl.constexpr = tl.constexpr(-1.0e30)
 DECODE_MAX_LQ = 16  # Lq up to this (and no grad) takes the split-K decode kernel
 
 
@@ -69,7 +70,7 @@ def _grad_tile(q, do, k, v, lse, delta, s_add, valid, qk_scale, PRECISION: tl.co
 
 # ---------------------------------------------------------------------------- forward
 @triton.jit
-def _fwd_kernel(Q, KS, VS, KC, VC, IDX, OFF, BIAS, O, LSE,
+def _fwd_kernel(Q, KS, VS, KC, VC, IDX, OFF, BIAS, O, LSE,  # noqa: E741  (O: the output, beside Q, K, V)
                 sq_n, sq_h, sq_l, sq_d,
                 sks_n, sks_h, sks_l, sks_d,
                 svs_n, svs_h, svs_l, svs_d,
@@ -404,7 +405,7 @@ def _decode_kernel(Q, KS, VS, KC, VC, IDX, OFF, BIAS, PART_M, PART_L, PART_ACC,
 
 
 @triton.jit
-def _decode_combine_kernel(PART_M, PART_L, PART_ACC, O, so_n, so_h, so_l, so_d,
+def _decode_combine_kernel(PART_M, PART_L, PART_ACC, O, so_n, so_h, so_l, so_d,  # noqa: E741  (O: the output)
                            H, LQ, D, N_SPLITS,
                            BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
     pid_nh = tl.program_id(0)
@@ -449,8 +450,10 @@ else:  # pragma: no cover - needs a GPU
     _fwd = triton.autotune(_gpu_configs((64, 128), (32, 64)), key=["LQ", "P", "M", "BLOCK_D", "HAS_BIAS"])(_fwd_kernel)
     _bwd_dq = triton.autotune(_gpu_configs((64, 128), (32, 64)), key=["LQ", "P", "M", "BLOCK_D", "HAS_BIAS"],
                               )(_bwd_dq_kernel)
-    _bwd_dkdv_self = triton.autotune(_gpu_configs((32, 64), (64, 128)), key=["LQ", "LS", "BLOCK_D"])(_bwd_dkdv_self_kernel)
-    _bwd_dkdv_ctx = triton.autotune(_gpu_configs((32, 64), (64, 128)), key=["LQ", "P", "BLOCK_D", "HAS_BIAS"])(_bwd_dkdv_ctx_kernel)
+    _bwd_dkdv_self = triton.autotune(_gpu_configs((32, 64), (64, 128)), key=["LQ", "LS", "BLOCK_D"],
+                                     )(_bwd_dkdv_self_kernel)
+    _bwd_dkdv_ctx = triton.autotune(_gpu_configs((32, 64), (64, 128)), key=["LQ", "P", "BLOCK_D", "HAS_BIAS"],
+                                    )(_bwd_dkdv_ctx_kernel)
 
 
 def _launch_meta() -> dict:

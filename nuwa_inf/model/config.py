@@ -38,6 +38,7 @@ class ModelConfig:
     memory_cell_w: int = 16
     memory_row_bins: int = 16
     memory_drop: float = 0.15        # share of training crops whose memory is dropped (null entry only)
+    context_drop: float = 0.0        # share of training crops without any context patch (the memory alone)
     memory_min_w: int = 64           # width range, in tokens, of the crop a training memory is pooled from
     memory_max_w: int = 128
     # text in the condition memory (text.py): captions of up to text_len words; 0 = no text
@@ -45,6 +46,7 @@ class ModelConfig:
     text_layers: int = 2
     text_vocab_size: int = 0         # rows of the word table: the vocabulary + padding + unknown
     text_drop: float = 0.15          # share of training crops whose caption is dropped (guidance's uncond)
+    freeze: str = "none"             # "none" | "base": train only what a fine-tune gains (memory, text, bands)
     # training crops, in patches
     crop_rows: int = 3
     crop_cols: int = 4
@@ -97,11 +99,15 @@ class ModelConfig:
                                                              self.memory_row_bins, self.memory_min_w) <= 0):
             raise UserError("memory_rows must be >= 0, and with a memory its cols, cell sizes, row bins and "
                             "widths positive")
+        if not 0 <= self.context_drop <= 1:
+            raise UserError(f"context_drop must lie in [0, 1], got {self.context_drop}")
         if not 0 <= self.memory_drop <= 1 or self.memory_min_w > self.memory_max_w:
             raise UserError(f"memory_drop must lie in [0, 1] and memory_min_w <= memory_max_w, got "
                             f"{self.memory_drop}, {self.memory_min_w} > {self.memory_max_w}")
         if self.text_len < 0 or (self.text_len and (not self.memory_rows or self.text_layers <= 0)):
             raise UserError("text needs the condition memory (memory_rows > 0) and text_layers > 0")
+        if self.freeze not in ("none", "base"):
+            raise UserError(f"freeze must be 'none' or 'base', got {self.freeze!r}")
         if not 0 <= self.text_drop <= 1:
             raise UserError(f"text_drop must lie in [0, 1], got {self.text_drop}")
         if self.rope_theta <= 1:

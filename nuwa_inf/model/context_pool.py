@@ -48,7 +48,7 @@ class ContextPool:
         index = torch.tensor(slots, device=self.k.device)
         self.k[:, index] = k.to(self.k.dtype)
         self.v[:, index] = v.to(self.v.dtype)
-        self.slot_of.update(zip(positions, slots))
+        self.slot_of.update(zip(positions, slots, strict=True))
         self.peak = max(self.peak, len(self.slot_of))
 
     def evict(self, positions: list[Pos]) -> None:

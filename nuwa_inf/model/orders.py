@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 Pos = tuple[int, int, int]  # (frame, row, col)
 
 DIRECTIONS = [f"{major}-{v}-{h}" if major == "row" else f"{major}-{h}-{v}"

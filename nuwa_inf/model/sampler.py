@@ -42,7 +42,8 @@ def patch_canvas_rows(positions: list[Pos], canvas_token_rows: int, patch_h: int
                         dtype=torch.int64).reshape(-1, 2)
 
 
-def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int,
+                top_p: float) -> torch.Tensor:
     """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64."""
     if temperature <= 0:
         return logits.argmax(-1)
@@ -151,7 +152,7 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
     tokens = torch.empty((n, cfg.patch_tokens), dtype=torch.int64, device=device)
     ids = torch.full((n, 1), samplers[0].model.bos, dtype=torch.int64, device=device)
     for t in range(cfg.seq_len):
-        logits = [s.step(state, ids, t) for s, state in zip(samplers, states)]
+        logits = [s.step(state, ids, t) for s, state in zip(samplers, states, strict=True)]
         if t == cfg.seq_len - 1:
             break  # the last step only fills the K/V of the last token
         mixed = logits[0] if len(logits) == 1 else logits[1] + guidance * (logits[0] - logits[1])

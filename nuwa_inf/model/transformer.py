@@ -25,16 +25,16 @@ import re
 from pathlib import Path
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..checkpoint import load_state_into, load_tensors, read_config, save_checkpoint
 from ..config import from_dict, to_dict
 from ..kernels import PatchLayout, patch_attention
 from .config import ModelConfig
 from .memory import Memory, MemoryAttention, StyleMemory, StyleSource
-from .text import TextEncoder
 from .rope import RopeTables, canvas_rope, crop_grid_positions, rotate_query_key
+from .text import TextEncoder
 from .vertical import band_of_positions, bounding_canvas_rows
 
 KIND = "transformer"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .config import TokenizerConfig
 from .layers import ChannelRMSNorm, Downsample, ResBlock, Upsample, add_channels, match_channels

@@ -65,7 +65,8 @@ class TokenizerConfig:
         if self.freeze not in ("none", "encoder"):
             raise UserError(f"freeze must be 'none' or 'encoder', got {self.freeze!r}")
         if self.spectral_weight and self.crop < 32:
-            raise UserError(f"spectral_weight needs crops of at least 32 px for its frequency bands, got crop {self.crop}")
+            raise UserError("spectral_weight needs crops of at least 32 px for its frequency bands, "
+                            f"got crop {self.crop}")
         if self.crop % self.downsample:
             raise UserError(f"crop {self.crop} must be a multiple of the downsampling {self.downsample}")
 

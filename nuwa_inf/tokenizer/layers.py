@@ -7,8 +7,8 @@ so a tile decoded with a margin ≥ the receptive field equals the whole-image d
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class ChannelRMSNorm(nn.Module):
@@ -23,7 +23,8 @@ class ChannelRMSNorm(nn.Module):
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             # (B, H, W, C) view: one fused kernel, no temporaries (inference runs channels-last)
             channels = x.shape[1]
-            return F.rms_norm(x.permute(0, 2, 3, 1), (channels,), self.gain.view(channels), self.eps).permute(0, 3, 1, 2)
+            normed = F.rms_norm(x.permute(0, 2, 3, 1), (channels,), self.gain.view(channels), self.eps)
+            return normed.permute(0, 3, 1, 2)
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps) * self.gain
 
 

@@ -51,7 +51,8 @@ def band_matrix(height: int, width: int, bands: int, orientations: int = 1) -> t
     membership = torch.zeros(radius.numel(), bands * orientations)
     membership[inside.nonzero().squeeze(1), (band * orientations + sector)[inside]] = 1.0
     if (membership.sum(0) == 0).any():
-        raise ValueError(f"a {height}×{width} crop is too small for {bands} frequency bands × {orientations} orientations")
+        raise ValueError(f"a {height}×{width} crop is too small for {bands} frequency bands "
+                         f"× {orientations} orientations")
     window = torch.hann_window(height, periodic=False)[:, None] * torch.hann_window(width, periodic=False)[None, :]
     return membership, window
 

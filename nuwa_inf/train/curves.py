@@ -51,7 +51,7 @@ def series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
              if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
     if not pairs:
         return np.zeros(0), np.zeros(0)
-    steps, values = zip(*pairs)
+    steps, values = zip(*pairs, strict=True)
     return np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
 
 

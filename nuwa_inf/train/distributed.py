@@ -144,7 +144,7 @@ def mean_scalars(values: dict[str, float], device: torch.device) -> dict[str, fl
     packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     tdist.all_reduce(packed)
     packed /= world_size()
-    return {**values, **dict(zip(keys, packed.tolist()))}
+    return {**values, **dict(zip(keys, packed.tolist(), strict=True))}
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

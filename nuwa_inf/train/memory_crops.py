@@ -7,13 +7,16 @@ it where the image leaves room (else the widest gap, else anywhere). A share `me
 the crops gets no memory (the null entry alone): the model keeps working without one, and
 classifier-free guidance has its unconditional branch. With captions (`text_ids`, one row of
 word ids per grid), each crop also reads its image's caption, dropped for a share `text_drop`
-of the crops (independently of the style).
+of the crops (independently of the style). `context_drop` trains a share of the crops with
+no context patches at all, so that the memory is their only view of the scroll: the patches
+that need the memory most (far from anything, or the first of a sweep) are few otherwise.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..kernels import PatchLayout
 from ..model.config import ModelConfig
 from ..model.memory import Memory, StyleSource
 
@@ -64,3 +67,15 @@ def training_memory(model, grids: list[np.ndarray], picks: list[tuple[int, int, 
     memory = model.style_memory(sources, texts)
     owner = torch.arange(len(picks), device=device).repeat_interleave(patches_per_crop)
     return memory.select(owner)
+
+
+def drop_context(layout: PatchLayout, crops: int, patches_per_crop: int, share: float,
+                 generator: torch.Generator) -> PatchLayout:
+    """The layout with every context patch of a random `share` of the crops removed."""
+    if share <= 0:
+        return layout
+    dropped = (torch.rand(crops, generator=generator) < share).repeat_interleave(patches_per_crop)  # (B·N,)
+    if not dropped.any():
+        return layout
+    index = layout.ctx_index.masked_fill(dropped[:, None], -1)
+    return PatchLayout(index, layout.ctx_offset, layout.n_offsets)

@@ -23,23 +23,22 @@ from tqdm import tqdm
 
 from ..checkpoint import load_state_into, load_tensors, read_config
 from ..config import from_dict, to_dict
-from ..errors import UserError
-from ..model.config import MODEL_PRESETS, ModelConfig
-from ..model.transformer import LocalTransformer, gainable
-from ..tokenizer.cli import find_tokenizer_dir
 from ..data.datasets import list_images, warn
+from ..errors import UserError
 from ..kernels import resolve_backend
+from ..model.config import MODEL_PRESETS, ModelConfig
+from ..model.transformer import GAINABLE, LocalTransformer, gainable
+from ..tokenizer.cli import find_tokenizer_dir
 from ..tokenizer.vqgan import VQGAN
 from . import distributed as dist
 from .best import BestKeeper
 from .captions import caption_vocab, grid_caption_ids, grow_word_table, training_captions
 from .crop_layout import batch_layout, sample_crop_contexts
-from .memory_crops import training_memory
-from .loop import finish_step
 from .finetune import resolve_config, warmup_steps
+from .loop import finish_step
+from .memory_crops import drop_context, training_memory
 from .schedule import warmup_cosine
-from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
-                    trim_log)
+from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training, trim_log
 from .token_cache import TokenCropSampler, pretokenize
 from .tokenizer_trainer import resolve_init
 
@@ -195,8 +194,12 @@ def train_model(run: ModelRun) -> Path:
         val_captions = training_captions(run.val_data) if run.val_data else captions
         val_text_ids = grid_caption_ids(val_sources, val_captions, vocab, cfg.text_len)
 
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    if cfg.freeze == "base":  # only the parts a fine-tune gains learn: the base model cannot drift or over-fit
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(bool(GAINABLE.fullmatch(name)))
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     sampler = TokenCropSampler(grids, cfg.crop_rows * cfg.crop_frames, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
@@ -251,6 +254,7 @@ def train_model(run: ModelRun) -> Path:
             tokens, canvas_rows, picks = sampler.sample_with_picks(batch_size)    # (B·N, P), (B·N, 2)
             tokens = tokens.to(device)
             layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
+            layout = drop_context(layout, batch_size, cfg.crop_rows * cfg.crop_cols, cfg.context_drop, order_rng)
             with dist.no_sync([train_forward], micro < accum - 1):
                 with dist.autocast(device):
                     memory = None if model.memory is None else training_memory(
@@ -272,7 +276,8 @@ def train_model(run: ModelRun) -> Path:
                 record.update(validation_bits(model, val, val_grids, cfg, run.backend, device, val_text_ids))
             if keeper is not None:
                 keeper.offer(done, record["val_bits"], model.save)
-        bar.set_postfix(bits=f"{record['bits']:.3f}", **({"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}))
+        shown = {"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}
+        bar.set_postfix(bits=f"{record['bits']:.3f}", **shown)
         if finish_step(done, run.steps, run.save_every, record, log, save, run.time_budget, started, device, bar,
                        stop_reason=out_of_patience(run, keeper, done, device)):
             break

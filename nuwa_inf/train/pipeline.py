@@ -199,7 +199,8 @@ class Pipeline:
         if tune:
             self.say(f"{len(tune)} of the training images pick the transformer's best step (early stopping); "
                      f"the held-out ones stay unseen until the final figures")
-        self.finish_stage("prepare", crop=[rows, cols], images={"train": len(train), "val": len(val), "tune": len(tune)})
+        self.finish_stage("prepare", crop=[rows, cols],
+                          images={"train": len(train), "val": len(val), "tune": len(tune)})
 
     def tune_split(self, train: list[Path]) -> list[Path]:
         """Training images whose transformer crops only validate (pick the best step): 10 %, at

@@ -130,7 +130,8 @@ def latest_checkpoint(out: Path) -> Path | None:
     return directory
 
 
-def load_training(directory: Path, optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_training(directory: Path,
+                  optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Restore optimizers and the global torch RNG; return (extra tensors, meta) for the caller."""
     tensors = load_tensors(directory / "train_state.safetensors")
     meta_path = directory / "train_state.json"

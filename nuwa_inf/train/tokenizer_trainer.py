@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..checkpoint import load_state_into, load_tensors, read_config
 from ..config import from_dict, to_dict
 from ..data.datasets import CropSampler, warn
 from ..errors import UserError
@@ -25,13 +26,11 @@ from ..tokenizer.losses import psnr
 from ..tokenizer.objective import config_loss
 from ..tokenizer.quantizer import UsageMeter
 from ..tokenizer.vqgan import VQGAN
-from ..checkpoint import load_state_into, load_tensors, read_config
 from . import distributed as dist
-from .loop import finish_step
 from .finetune import resolve_config, warmup_steps
+from .loop import finish_step
 from .schedule import warmup_cosine
-from .state import (latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training,
-                    trim_log)
+from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training, trim_log
 
 
 @dataclass
