@@ -14,14 +14,16 @@ cut out and extended back to the full width
 and the generated region (everything outside the piece) is compared with the true scroll at the
 same place (`nuwa_inf/eval/continuation.py` defines the figures):
 
-    carry   Fréchet distance of 256-px block colour statistics to the truth's ÷ that of
-            scrolls of unrelated style (3, other palette or time of day): 0 perfect, 1 no better
-            than another scroll. Floor: a scroll of the same attributes, another seed.
-    layout  mean |Δ| of per-stretch row-band colours vs the truth, ÷ the unrelated scrolls'; floor alike.
+    carry   Fréchet distance of 256-px block statistics to the truth's ÷ that of scrolls of
+            unrelated style (3, other palette or time of day), for light (luma), palette
+            (chroma) and texture (gradient energy) apart; carry is the mean of the three
+            parts. 0 perfect, 1 no better than another scroll.
+    layout  mean |Δ| of per-stretch row-band colours vs the truth ÷ the unrelated scrolls'.
     border  |horizontal gradient| at the piece's edges ÷ a few hundred px away (1.0 = invisible),
             beside the truth's own value at the same columns; border/truth their ratio.
     copy    share of textured 16×16 blocks that are near-exact copies of a window of the piece
-            (or, for nuwa-inf, of the piece's tokenizer round trip).
+            (or, for nuwa-inf, of the piece's tokenizer round trip), near-exact relative to
+            the block's own texture.
     wall    seconds for the extension.
 
 The "other seed" row is the floor: a real scroll of the case's exact attributes, scored like a
@@ -37,7 +39,9 @@ picture of the first `--picture-cases` cases (< 150 KB, for the README).
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_continuation.py --threads 1 \\
         --width 3072 --height 512 --piece 1024 --cases 2                     # minutes
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_continuation.py --threads 1 --cases 4 \\
-        --json /work/runs/bench_continuation/full.json --picture docs/continuation.webp
+        --json /work/runs/bench_continuation/full.json --picture docs/continuation.webp --keep-images
+    # the figures changed? score the kept images again (the PatchMatch cache is reused anyway)
+    ... --rescore /work/runs/bench_continuation/full.json --json /work/runs/bench_continuation/full2.json
 """
 from __future__ import annotations
 
@@ -50,14 +54,13 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine_info, print_table  # noqa: E402  (adds the repo to sys.path)
-
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+from common import machine_info, print_table  # noqa: E402  (adds the repo to sys.path)
 from nuwa_inf.data.cli import image_seed  # noqa: E402
 from nuwa_inf.data.procedural import full_attributes, render_scroll  # noqa: E402
-from nuwa_inf.eval.continuation import continuation_figures, truth_reference  # noqa: E402
+from nuwa_inf.eval.continuation import CARRY_PARTS, continuation_figures, truth_reference  # noqa: E402
 
 TRUTH_SEED, FLOOR_SEED, UNRELATED_SEED = 95000, 95500, 96000  # `--seed` bases of `nuwa-inf data procedural`
 CASES = [  # (name, fixed attributes); the others (mist, trees, water where not given) come from the seed
@@ -245,13 +248,15 @@ def figure_label(method: str, figures: dict | None, wall: float | None) -> str:
 
 def table_row(method: str, figures: dict | None, wall: float | None) -> list:
     if figures is None:
-        return [method, "-", "-", "-", "-", "-", "-"]
-    return [method, f"{figures['carry']:.3f}", f"{figures['layout']:.3f}", f"{figures['border']:.2f}",
+        return [method] + ["-"] * (len(HEADERS) - 1)
+    parts = [f"{figures['carry_parts'][name]:.3f}" for name in CARRY_PARTS]
+    return [method, f"{figures['carry']:.3f}", *parts, f"{figures['layout']:.3f}", f"{figures['border']:.2f}",
             f"{figures['border_vs_truth']:.2f}", f"{100 * figures['copy']['share']:.1f}",
             "-" if wall is None else f"{wall:.0f}"]
 
 
-HEADERS = ["method", "carry", "layout", "border", "border/truth", "copy %", "wall s"]
+HEADERS = ["method", "carry", *(f"({name})" for name in CARRY_PARTS), "layout", "border", "border/truth",
+           "copy %", "wall s"]
 
 
 def mean_figures(cases: list[dict], method: str) -> dict | None:
@@ -264,7 +269,9 @@ def mean_figures(cases: list[dict], method: str) -> dict | None:
         values = [v for v in values if v is not None and not math.isnan(v)]
         return float(np.mean(values)) if values else float("nan")
 
-    return {"carry": mean([r["carry"] for r in rows]), "layout": mean([r["layout"] for r in rows]),
+    return {"carry": mean([r["carry"] for r in rows]),
+            "carry_parts": {name: mean([r["carry_parts"][name] for r in rows]) for name in CARRY_PARTS},
+            "layout": mean([r["layout"] for r in rows]),
             "border": mean([r["border"] for r in rows]), "border_vs_truth": mean([r["border_vs_truth"] for r in rows]),
             "border_truth": mean([r["border_truth"] for r in rows]),
             "copy": {"share": mean([r["copy"]["share"] for r in rows])},
@@ -307,11 +314,13 @@ def git_state() -> dict | None:
     return {"head": head.stdout.strip(), "changed": [line[3:] for line in dirty.stdout.splitlines()]}
 
 
-def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_dir: Path) -> dict:
+def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_dir: Path,
+             previous: dict | None = None) -> dict:
     width, height = scrolls.width, scrolls.height
     x0 = (width - args.piece) // 2 // PATCH_PX * PATCH_PX  # where extend's "center" anchor puts the piece
     piece_cols = (x0, x0 + args.piece)
-    log(f"case {case['key']}: {case['name']}, seed {case['seed']}, {width}x{height}, piece columns {piece_cols}")
+    log(f"case {case['key']}: {case['name']}, seed {case['seed']}, {width}x{height}, "
+        f"piece columns {piece_cols[0]}-{piece_cols[1]}")
     truth = scrolls.get(case["seed"], case["attrs"])
     floor = scrolls.get(case["floor_seed"], case["attrs"])
     unrelated = unrelated_specs(case["attrs"], args.unrelated)
@@ -323,11 +332,18 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
     extra = {}
 
     if model is not None:
-        log("  nuwa-inf: extending")
-        started = time.monotonic()
-        ours = np.asarray(model.extend(piece, width=width, height=height, anchor="center", seed=args.seed,
-                                       batch=args.batch).convert("RGB"))
-        walls["nuwa-inf"] = time.monotonic() - started
+        kept = out_dir / f"{case['key']}_nuwa-inf.png"
+        if previous is not None:  # --rescore: the image an earlier run kept, and its wall time
+            log(f"  nuwa-inf: reusing {kept}")
+            with Image.open(kept) as img:
+                ours = np.asarray(img.convert("RGB"))
+            walls["nuwa-inf"] = previous["wall_s"]["nuwa-inf"]
+        else:
+            log("  nuwa-inf: extending")
+            started = time.monotonic()
+            ours = np.asarray(model.extend(piece, width=width, height=height, anchor="center", seed=args.seed,
+                                           batch=args.batch).convert("RGB"))
+            walls["nuwa-inf"] = time.monotonic() - started
         # the piece keeps its own pixels at least a quarter of its width from its edges (the blend reaches no further)
         inner = (slice(None), slice(x0 + args.piece // 4 + 1, x0 + args.piece - args.piece // 4 - 1))
         if not np.array_equal(ours[inner], truth[inner]):
@@ -336,8 +352,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
         log(f"  nuwa-inf: {walls['nuwa-inf']:.1f} s")
         images["nuwa-inf"] = ours
         extra["nuwa-inf"] = [np.asarray(model.reconstruct(piece).convert("RGB"))]  # where token copies would land
-        if args.keep_images:
-            Image.fromarray(ours).save(out_dir / f"{case['key']}_nuwa-inf.png")
+        if args.keep_images and previous is None:
+            Image.fromarray(ours).save(kept)
     if not args.no_peer:
         log("  PatchMatch: cached or computed now")
         peer, wall, cached = cached_patchmatch(out_dir, case, piece, width, x0, args)
@@ -397,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--picture-cases", type=int, default=3)
     parser.add_argument("--picture-width", type=int, default=1024)
     parser.add_argument("--keep-images", action="store_true", help="also save nuwa-inf's full-size output as PNG")
+    parser.add_argument("--rescore", metavar="JSON", default=None,
+                        help="score the nuwa-inf images an earlier --keep-images run (this JSON) left under "
+                             "--out instead of extending again (after a change to the figures)")
     args = parser.parse_args(argv)
     if not 0 < args.piece < args.width or args.cases < 1 or args.unrelated < 1:
         parser.error("need 0 < --piece < --width, --cases ≥ 1 and --unrelated ≥ 1")
@@ -419,9 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     settings["model_dir"] = str(model.directory) if model is not None else None
     settings["git"] = git_state()
     payload = {"settings": settings, "machine": machine_info(args.threads), "cases": []}
+    earlier = {}
+    if args.rescore:
+        old = json.loads(Path(args.rescore).read_text())
+        earlier = {c["case"]["key"]: c for c in old["cases"]}
+        for key in ("width", "height", "piece", "seed", "model"):
+            if old["settings"][key] != getattr(args, key):
+                parser.error(f"--rescore {args.rescore} was run with --{key} {old['settings'][key]}")
+        settings["rescored_from"] = args.rescore
     results = []
     for index in range(args.cases):
-        result = run_case(case_spec(index), scrolls, model, args, out_dir)
+        case = case_spec(index)
+        if args.rescore and case["key"] not in earlier:
+            parser.error(f"--rescore {args.rescore} has no case {case['key']}")
+        result = run_case(case, scrolls, model, args, out_dir, earlier.get(case["key"]))
         results.append(result)
         payload["cases"].append({k: v for k, v in result.items() if not k.startswith("_")})
         if args.json:

@@ -92,7 +92,7 @@ class Model:
 
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, batch: int = 16, blend: int = 256, text: str = "",
+               top_p: float = 1.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2, text: str = "",
                guidance: float | None = None, output: str | os.PathLike | None = None,
                overwrite: bool = False, run_dir: str | os.PathLike | None = None,
                progress: Progress | None = None) -> Image.Image | Path:
@@ -102,7 +102,8 @@ class Model:
         order: "auto" (strips for an input spanning the height, else outward), "strips",
         "outward", "raster" or a sweep direction. seed/temperature/top_k/top_p: sampling
         (per-patch random streams: the image does not depend on `batch`). blend: pixels over
-        which the input fades into its surroundings (multi-band). text: a prompt (text-guided
+        which the input fades into its surroundings (multi-band); edge_tokens: the input's outer
+        token columns/rows regenerated (its own encoding gets them wrong). text: a prompt (text-guided
         outpainting; the model needs a text encoder), guidance: its classifier-free guidance
         scale (None: the CLI's default with a prompt).
         output: write a .png/.tif/.tiff there and return its Path (needed above
@@ -113,7 +114,7 @@ class Model:
         """
         settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
                                   temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend,
-                                  text=text, guidance=guidance)
+                                  edge_tokens=edge_tokens, text=text, guidance=guidance)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,

@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 
 from nuwa_inf.data.procedural import render_scroll
-from nuwa_inf.eval.attribute_probe import (ATTRIBUTES, FEATURE_NAMES, AttributeProbe, chance, fit_logistic,
-                                           image_features, logits, region_features, uniform_attributes)
+from nuwa_inf.eval.attribute_probe import (
+    ATTRIBUTES,
+    FEATURE_NAMES,
+    AttributeProbe,
+    chance,
+    fit_logistic,
+    image_features,
+    logits,
+    region_features,
+    uniform_attributes,
+)
 
 NAMES = ("palette", "time", "snow", "water")
 WIDTH, HEIGHT = 256, 128  # small renders (~30 ms each); the benchmark uses 1024x512

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from nuwa_inf.data.procedural import render_scroll
-from nuwa_inf.eval.continuation import (WindowIndex, carry_distance, carry_features, continuation_figures,
-                                        copy_share, truth_reference)
+from nuwa_inf.eval.continuation import (
+    FLAT_STD,
+    WindowIndex,
+    carry_distances,
+    carry_features,
+    continuation_figures,
+    copy_blocks,
+    copy_share,
+    truth_reference,
+)
 
 W, H, PIECE_W = 2048, 512, 512
 X0 = (W - PIECE_W) // 2 // 256 * 256
@@ -61,15 +69,17 @@ def test_carry_sees_blur_not_only_colour(scrolls, ref):
     truth = scrolls["truth"]
     cells = truth.reshape(H // 8, 8, W // 8, 8, 3).mean(axis=(1, 3), keepdims=True)
     blurred = np.broadcast_to(cells, (H // 8, 8, W // 8, 8, 3)).reshape(H, W, 3).astype(np.uint8)
-    floor = continuation_figures(scrolls["same_style"], ref, copy_sample=16)["carry"]
-    assert continuation_figures(outside_replaced(truth, blurred), ref, copy_sample=16)["carry"] > 2 * floor
+    floor = continuation_figures(scrolls["same_style"], ref, copy_sample=16)
+    figures = continuation_figures(outside_replaced(truth, blurred), ref, copy_sample=16)
+    assert figures["carry"] > 2 * floor["carry"]
+    assert figures["carry_parts"]["texture"] > 3 * floor["carry_parts"]["texture"]
 
 
 def test_layout_sees_things_in_the_wrong_place(scrolls, ref):
     # the true scroll upside down: every colour present, none where it belongs
     flipped = outside_replaced(scrolls["truth"], scrolls["truth"][::-1])
     figures = continuation_figures(flipped, ref, copy_sample=16)
-    assert carry_distance(carry_features(flipped, PIECE), ref.features) > 0
+    assert np.all(carry_distances(carry_features(flipped, PIECE), ref.features) > 0)
     assert figures["layout"] > 2 * continuation_figures(scrolls["same_style"], ref, copy_sample=16)["layout"]
 
 
@@ -96,6 +106,19 @@ def test_pasted_windows_of_the_piece_score_as_copies(scrolls, ref):
     # 16-px grid blocks lie wholly inside one tile unless they straddle a tile edge (1 in 3 do)
     assert copy["share"] > 0.5
     assert copy_share(truth, PIECE, [truth[:, PIECE[0]:PIECE[1]]], max_blocks=256)["share"] < 0.02
+
+
+def test_a_dark_scroll_with_faint_grain_is_not_called_a_copy():
+    # night scenes: blocks find windows of the piece within 1.5 levels that are no copies (a fixed
+    # threshold called half of a true night scroll copied); the threshold follows each block's texture
+    # at full height (the scene's features are large, so 16-px blocks are smooth); narrow to stay fast
+    night = render_scroll(1536, 2048, seed=95005, attrs={"palette": "blue-green", "time": "night", "mist": False})
+    piece = (512, 1024)
+    copy = copy_share(night, piece, [night[:, 512:1024]], max_blocks=256)
+    assert copy["checked"] == 256 and copy["share"] < 0.03
+    blocks, stds, _ = copy_blocks(night, piece)
+    chosen = blocks[np.flatnonzero(stds >= FLAT_STD)[:: 16]]
+    assert np.mean(WindowIndex(night[:, 512:1024]).best_mad(chosen) < 1.5) > 0.2  # what a fixed threshold saw
 
 
 def test_the_fast_copy_search_agrees_with_brute_force():

@@ -2,8 +2,8 @@
 
 A procedural scroll's attributes (palette, time of day, snow, water, mist, trees) are known,
 so a classifier trained on real procedural images can read them back from any image of the
-domain, a generated one included. The probe is deliberately simple, so that what it reads is
-plain colour and layout, not anything a model could game:
+domain, a generated one included. The probe is deliberately simple: what it reads is plain
+colour, layout and coarse texture, what a viewer would also look at:
 
     features   per 256-px-wide column stripe, the image's height split into `BANDS` = 8 row
                bands, each giving mean and std of Y, Cb, Cr (BT.601, 8-bit levels) (48);
@@ -23,10 +23,12 @@ plain colour and layout, not anything a model could game:
                made it worse, 0.71-0.73). Real held-out accuracy is unchanged (≥ 0.96).
 
 Trained only on real images, its accuracy on held-out real images is the ceiling any model's
-images can reach; a probe trained on shuffled labels is at chance (a test pins both).
+images can reach (at 1024×512, 300 training scrolls: palette 1.00, time 1.00, snow 1.00, water
+0.97; mist 0.63 and trees 0.45, chance 0.5 and 0.33, are too weak to use); a probe trained on shuffled labels is at
+chance (a test pins both).
 
     >>> probe = AttributeProbe.fit(features, attrs)        # features (n, 77), attrs: list of dicts
-    >>> probe.accuracy(test_features, test_attrs)          # {'palette': 0.995, 'time': 1.0, ...}
+    >>> probe.accuracy(test_features, test_attrs)          # {'palette': 1.0, 'time': 1.0, 'snow': 1.0, 'water': 0.97}
     >>> probe.predict(image_features(image))               # {'palette': 'ink', 'time': 'night', ...}
 """
 from __future__ import annotations
@@ -54,7 +56,7 @@ BLUR_PX = 3.0                # Gaussian radius per 512 px of height of the blurr
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FEATURE_NAMES = ([f"{stat}_{ch}_band{b}" for b in range(BANDS) for stat in ("mean", "std") for ch in ("Y", "Cb", "Cr")]
                  + [f"hist_{ch}_{k}" for ch in ("Y", "Cb", "Cr") for k in range(HIST_BINS)]
-                 + [f"logpow_{lo}-{hi}" for lo, hi in zip(OCTAVES[:-1], OCTAVES[1:])])
+                 + [f"logpow_{lo}-{hi}" for lo, hi in zip(OCTAVES[:-1], OCTAVES[1:], strict=True)])
 
 
 # ---------------------------------------------------------------- features
@@ -85,7 +87,7 @@ def _band_stats(planes: np.ndarray) -> np.ndarray:
 def _histogram(planes: np.ndarray) -> np.ndarray:
     """(24,) √(share of pixels) in 8 bins of each of Y, Cb, Cr."""
     out = []
-    for plane, (lo, hi) in zip(planes, HIST_RANGE.values()):
+    for plane, (lo, hi) in zip(planes, HIST_RANGE.values(), strict=True):
         index = np.clip(((plane - lo) * (HIST_BINS / (hi - lo))).astype(np.int64), 0, HIST_BINS - 1)
         out.append(np.sqrt(np.bincount(index.ravel(), minlength=HIST_BINS) / index.size))
     return np.concatenate(out)
@@ -97,7 +99,7 @@ def _spectrum(luma: np.ndarray) -> np.ndarray:
     size = min(STRIPE, height, width)
     freq = np.fft.fftfreq(size) * STRIPE                       # cycles per 256 px
     radius = np.hypot(freq[:, None], freq[None, :])
-    bands = [(radius >= lo) & (radius < hi) for lo, hi in zip(OCTAVES[:-1], OCTAVES[1:])]
+    bands = [(radius >= lo) & (radius < hi) for lo, hi in zip(OCTAVES[:-1], OCTAVES[1:], strict=True)]
     out = []
     for y in range(0, height - size + 1, size):
         for x in range(0, width - size + 1, size):

@@ -43,6 +43,7 @@ class CanvasSettings:
     text: str = ""        # prompt (the model needs a text encoder)
     guidance: float | None = None   # classifier-free guidance on the prompt; None: DEFAULT_GUIDANCE with a prompt
     first_row_temperature: float | None = None   # a patch's first token row; None: `temperature`
+    edge_tokens: int = 2  # outer token columns/rows of the input regenerated (infer/placement.py)
 
     @property
     def guidance_scale(self) -> float:
@@ -63,6 +64,8 @@ class CanvasSettings:
             raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.blend < 0:
             raise UserError(f"--blend must be >= 0 pixels, got {self.blend}")
+        if not 0 <= self.edge_tokens <= 16:
+            raise UserError(f"--edge-tokens must lie in [0, 16], got {self.edge_tokens}")
         if self.first_row_temperature is not None and self.first_row_temperature < 0:
             raise UserError(f"--first-row-temperature must be >= 0, got {self.first_row_temperature}")
         if self.guidance is not None and not 0 <= self.guidance <= 30:
@@ -112,7 +115,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
                    top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
-                   first_row_temperature=settings.first_row_temperature)
+                   first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens)
     temporary = False
     if resume:
         directory = Path(resume)
@@ -157,6 +160,9 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blend", type=int, default=256, metavar="PX",
                         help="blend the input into its surroundings over this many pixels, fine detail over "
                              "fewer (multi-band; default 256, at most a quarter of the input; 0: a 32-px feather)")
+    parser.add_argument("--edge-tokens", type=int, default=2, metavar="N",
+                        help="regenerate the input's outer N token columns/rows, which its encoding alone gets "
+                             "wrong (default 2; its pixels stay)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")
@@ -182,7 +188,8 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
     return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
                           order=args.order, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
                           top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
-                          guidance=args.guidance, first_row_temperature=args.first_row_temperature)
+                          guidance=args.guidance, first_row_temperature=args.first_row_temperature,
+                          edge_tokens=args.edge_tokens)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

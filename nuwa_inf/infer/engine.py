@@ -36,7 +36,7 @@ from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .pixel_canvas import PixelCanvas
-from .placement import Placement, feather_alpha
+from .placement import ENCODE_PAD, Placement, feather_alpha
 
 # decode tiles (token rows, cols): full-height strips of a 2048-px canvas need no vertical
 # margin, so only the horizontal margins (2 × 7 of 48 columns) are decoded twice. The tile is
@@ -63,6 +63,7 @@ class JobSpec:
     feather: int = 32                # with blend 0: the old linear feather from input to generated pixels
     model_hash: str = ""
     blend: int = 256                 # widest ramp of the multi-band blend around the input (border_blend.py)
+    edge_tokens: int = 2             # outer token columns/rows of the input regenerated (placement.py)
     text: str = ""                   # the prompt (text-to-image, text-guided outpainting)
     guidance: float = 1.0            # classifier-free guidance scale on the prompt (1: none)
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
@@ -79,7 +80,7 @@ class CanvasRun:
         tok, cfg = bundle.tokenizer, bundle.transformer.cfg
         self.cfg = cfg
         self.placement = Placement(spec.width, spec.height, spec.x0, spec.y0, spec.in_w, spec.in_h,
-                                   tok.downsample, cfg.patch_h, cfg.patch_w)
+                                   tok.downsample, cfg.patch_h, cfg.patch_w, spec.edge_tokens)
         pl = self.placement
         self.region = pl.known_patches()
         order = make_order(spec.order, pl.rows, pl.cols, self.region)
@@ -95,8 +96,16 @@ class CanvasRun:
         tokens = np.full((pl.tok_h, pl.tok_w), -1, dtype=np.int32)
         ty0, tx0, ty1, tx1 = pl.known_tokens()
         if ty1 > ty0 and tx1 > tx0:
-            crop = self.image[ty0 * f - pl.y0: ty1 * f - pl.y0, tx0 * f - pl.x0: tx1 * f - pl.x0]
-            tokens[ty0:ty1, tx0:tx1] = encode_tiled(self.bundle.tokenizer, crop)
+            # the whole input, mirror-padded on its open sides, encoded; its known tokens kept
+            top, left, bottom, right = pl.open_sides()
+            h, w = self.image.shape[:2]
+            pads = [min(ENCODE_PAD * s, n - 1) // f * f for s, n in ((top, h), (bottom, h), (left, w), (right, w))]
+            padded = np.pad(self.image, ((pads[0], pads[1]), (pads[2], pads[3]), (0, 0)), mode="reflect")
+            ey0, ex0 = -(-pl.y0 // f) - pads[0] // f, -(-pl.x0 // f) - pads[2] // f   # token of padded[0, 0]
+            oy, ox = (ey0 * f - (pl.y0 - pads[0])), (ex0 * f - (pl.x0 - pads[2]))       # to whole tokens
+            rows, cols = (padded.shape[0] - oy) // f, (padded.shape[1] - ox) // f
+            grid = encode_tiled(self.bundle.tokenizer, padded[oy: oy + rows * f, ox: ox + cols * f])
+            tokens[ty0:ty1, tx0:tx1] = grid[ty0 - ey0: ty1 - ey0, tx0 - ex0: tx1 - ex0]
         return tokens
 
     def _patch(self, tokens: np.ndarray, pos) -> np.ndarray:
