@@ -67,9 +67,10 @@ class Placement:
         ty0, tx0 = -(-self.y0 // f), -(-self.x0 // f)
         ty1, tx1 = (self.y0 + self.in_h) // f, (self.x0 + self.in_w) // f
         top, left, bottom, right = self.open_sides()
-        if self.edge and ty1 - ty0 > 4 * self.edge and tx1 - tx0 > 4 * self.edge:
-            ty0, tx0 = ty0 + self.edge * top, tx0 + self.edge * left
-            ty1, tx1 = ty1 - self.edge * bottom, tx1 - self.edge * right
+        if ty1 - ty0 > 4 * self.edge:  # an input too thin to spare its edges keeps them
+            ty0, ty1 = ty0 + self.edge * top, ty1 - self.edge * bottom
+        if tx1 - tx0 > 4 * self.edge:
+            tx0, tx1 = tx0 + self.edge * left, tx1 - self.edge * right
         return (ty0, tx0, max(ty0, ty1), max(tx0, tx1))
 
     def known_patches(self) -> tuple[int, int, int, int]:
