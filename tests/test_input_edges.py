@@ -1,14 +1,12 @@
 """The input's edge tokens (infer/placement.py): encoded mirror-padded, the outer ones regenerated."""
 from __future__ import annotations
 
-import numpy as np
-
+from conftest import smooth_image
+from model_fixtures import make_model_dir
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.engine import CanvasRun, JobSpec
 from nuwa_inf.infer.placement import Placement
 from nuwa_inf.tokenizer.tiled import encode_tiled
-from conftest import smooth_image
-from model_fixtures import make_model_dir
 
 
 def test_known_tokens_shrink_on_open_sides_only():

@@ -25,6 +25,7 @@ def export(model_dir: Path, target: Path, tokenizer_dir: Path | None = None) -> 
     tokenizer.cfg = dataclasses.replace(tokenizer.cfg, freeze="none")
     transformer_dir = model_dir / "transformer" if (model_dir / "transformer").is_dir() else model_dir
     transformer = LocalTransformer.load(transformer_dir)
+    transformer.cfg = dataclasses.replace(transformer.cfg, freeze="none")  # `--init default` trains all of it
     tokenizer.save(target / "tokenizer", dtype=torch.float16)
     transformer.save(target / "transformer", dtype=torch.float16)
     print(f"exported {model_dir} → {target}")

@@ -137,6 +137,8 @@ class LocalTransformer(nn.Module):
             nn.init.normal_(block.mlp.out.weight, std=0.02 / (2 * cfg.layers) ** 0.5)
             if block.cross is not None:  # the memory path starts as a no-op
                 nn.init.zeros_(block.cross.proj.weight)
+        if self.text is not None:  # words must stand out from positions from the start (text.py)
+            self.text.reset_embeddings()
 
     def embed(self, inputs: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Input ids (N, L) at positions start…start+L-1 → (N, L, dim)."""
