@@ -3,7 +3,7 @@
     python benchmarks/make_pictures.py SCROLL.png [--input nuwa_inf/assets/example_scroll.png] [--docs docs]
 
 writes into docs/:
-    main_job_strip.jpg    the whole 38912×2048 strip, 2432 px wide, in four stacked quarters
+    main_job_strip.jpg    the whole 38912×2048 strip, 1600 px wide, in four stacked quarters
     main_job_edges.jpg    1:1 crops across the input's left and right edges (512 px each side)
 The continuation side-by-side is `bench_continuation.py --picture docs/continuation.webp`, the
 text examples `bench_text.py --picture docs/text_control.webp`. Run `make demo` first for
@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 Image.MAX_IMAGE_PIXELS = None
 
 
-def strip_picture(scroll: Image.Image, width: int = 2432, rows: int = 4) -> Image.Image:
+def strip_picture(scroll: Image.Image, width: int = 1600, rows: int = 4) -> Image.Image:
     """The whole strip downscaled to `width`·rows px and cut into `rows` stacked pieces."""
     small = scroll.resize((width * rows, max(1, round(scroll.height * width * rows / scroll.width))),
                           Image.Resampling.LANCZOS)
@@ -56,8 +56,8 @@ def main() -> None:
     docs.mkdir(parents=True, exist_ok=True)
     # the engine centres the input on the patch grid (infer/placement.py: 256-px patches)
     x0 = (scroll.width - piece.width) // 2 // 256 * 256
-    strip_picture(scroll).save(docs / "main_job_strip.jpg", quality=82)
-    edge_picture(scroll, x0, x0 + piece.width).save(docs / "main_job_edges.jpg", quality=85)
+    strip_picture(scroll).save(docs / "main_job_strip.jpg", quality=75)
+    edge_picture(scroll, x0, x0 + piece.width).save(docs / "main_job_edges.jpg", quality=78)
     for name in ("main_job_strip.jpg", "main_job_edges.jpg"):
         print(f"wrote {docs / name} ({(docs / name).stat().st_size // 1024} KB)")
 
