@@ -49,7 +49,8 @@ def pixels(path):
 
 def test_the_prompt_and_the_guidance_change_the_image(text_model, input_png, tmp_path):
     assert extend(text_model, input_png, tmp_path / "none.png") == 0
-    assert extend(text_model, input_png, tmp_path / "night.png", "--text", "ink-wash scroll at night") == 0
+    assert extend(text_model, input_png, tmp_path / "night.png", "--text", "ink-wash scroll at night",
+                  "--guidance", "3") == 0
     assert extend(text_model, input_png, tmp_path / "snow.png", "--text", "snowy peaks, a lake") == 0
     assert extend(text_model, input_png, tmp_path / "night1.png", "--text", "ink-wash scroll at night",
                   "--guidance", "1") == 0
