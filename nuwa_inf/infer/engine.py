@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -266,8 +267,7 @@ class CanvasRun:
         self.pool = self.pools[0]  # its slots index both pools' layouts
         self.bands, self.blended = [], set()
         if self.image is not None:
-            open_sides = (spec.y0 > 0, spec.x0 > 0, spec.y0 + spec.in_h < spec.height, spec.x0 + spec.in_w < spec.width)
-            self.open_sides = open_sides
+            self.open_sides = open_sides = pl.open_sides()
             self.blend_px = blend_width(spec.blend, spec.in_w, spec.in_h)
             if self.blend_px > 0:  # the input's own pixels outside the bands, decoded ones in them until blended
                 self.bands = bands(spec.x0, spec.y0, spec.in_w, spec.in_h, open_sides, self.blend_px)
@@ -335,7 +335,6 @@ def prompt_ids(model, text: str) -> torch.Tensor | None:
         raise UserError("this model has no text encoder: --text needs a model trained with captions")
     ids, unknown = check_prompt(text, model.text_vocab, model.cfg.text_len)
     if unknown:
-        import sys
         print(f"nuwa-inf: warning: words the model does not know (read as unknown): {', '.join(unknown)}",
               file=sys.stderr)
     return torch.tensor([ids], dtype=torch.int64)

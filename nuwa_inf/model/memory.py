@@ -32,7 +32,7 @@ class Memory:
 
     states: Tensor              # (B, M, dim), entry 0 the null entry
     valid: Tensor               # (B, M) bool
-    owner: Tensor | None = None  # (N,) int64 row of `states` per patch; None: every patch reads row 0
+    owner: Tensor | None = None  # (N,) int64 row of `states` per patch; None: one memory (B = 1), read by all
 
     def select(self, owner: Tensor | None) -> "Memory":
         return Memory(self.states, self.valid, owner)
@@ -131,12 +131,14 @@ class MemoryAttention(nn.Module):
     def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], memory: Memory) -> Tensor:
         """x (N, L, dim) → (N, L, dim), each patch attending to its owner's memory entries."""
         n, length, _ = x.shape
-        q = self.q(self.norm(x)).view(n, length, self.heads, self.head_dim).transpose(1, 2)  # (N, H, L, Dh)
+        q = self.q(self.norm(x)).view(n, length, self.heads, self.head_dim)          # (N, L, H, Dh)
         k, v = kv
-        valid = memory.valid
-        if memory.owner is not None:
-            k, v, valid = k[memory.owner], v[memory.owner], valid[memory.owner]      # (N, H, M, Dh)
+        if memory.owner is None:  # one memory for all (sampling): fold the patches into its queries
+            q = q.reshape(1, n * length, self.heads, self.head_dim).transpose(1, 2)  # (1, H, N·L, Dh)
+            out = F.scaled_dot_product_attention(q, k, v)   # one memory, no padding (B = 1)
+            out = out.transpose(1, 2).reshape(n, length, self.heads * self.head_dim)
         else:
-            k, v, valid = k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), valid.expand(n, -1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :])
-        return self.proj(out.transpose(1, 2).reshape(n, length, self.heads * self.head_dim))
+            k, v, valid = k[memory.owner], v[memory.owner], memory.valid[memory.owner]  # (N, H, M, Dh)
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=valid[:, None, None, :])
+            out = out.transpose(1, 2).reshape(n, length, self.heads * self.head_dim)
+        return self.proj(out)
