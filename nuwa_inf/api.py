@@ -3,6 +3,7 @@
     import nuwa_inf
     model = nuwa_inf.load()                          # the bundled model (or a directory)
     wide = model.extend(Image.open("piece.png"), width=4096, height=1024)
+    clip = model.animate("still.png", frames=16)     # (16, H, W, 3) uint8 (the video transformer)
 
 Images go in as PIL images, (H, W, 3) uint8 arrays or file paths, and come back as PIL
 images while the canvas fits in memory (`MAX_IN_MEMORY_PIXELS`); bigger canvases are
@@ -78,6 +79,7 @@ class Model:
     def __init__(self, bundle: ModelBundle, attn_backend: str = "auto"):
         self.bundle = bundle
         self.attn_backend = attn_backend
+        self._video: ModelBundle | None = None   # the video transformer, loaded by the first clip job
 
     @property
     def directory(self) -> Path:
@@ -128,6 +130,30 @@ class Model:
         settings = CanvasSettings(width=width, height=height, order=order, seed=seed, temperature=temperature,
                                   top_k=top_k, top_p=top_p, batch=batch, text=text, guidance=guidance)
         return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
+
+    def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
+                guidance: float | None = None, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                batch: int = 16, order: str = "raster", output: str | os.PathLike | None = None,
+                overwrite: bool = False, run_dir: str | os.PathLike | None = None,
+                progress: Progress | None = None) -> np.ndarray | Path:
+        """Animate a still, as `nuwa-inf animate` does: a clip of `frames` frames of the still's
+        size whose frame 0 is the still (as the tokenizer reconstructs it). Needs the model's video
+        transformer. Returns (frames, H, W, 3) uint8, or with `output` (.mp4, .webm, .gif, .webp
+        or a folder ending in /) writes the clip there at `fps` and returns its Path. The other
+        arguments mean what they mean for `extend`; `order` is each frame's sweep."""
+        still = to_rgb(image)
+        return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
+                              temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress)
+
+    def generate_clip(self, width: int, height: int, frames: int, *, fps: float = 8.0, seed: int = 0,
+                      text: str = "", guidance: float | None = None, temperature: float = 1.0, top_k: int = 0,
+                      top_p: float = 1.0, batch: int = 16, order: str = "raster",
+                      output: str | os.PathLike | None = None, overwrite: bool = False,
+                      run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
+        """A clip from a prompt (`text`) or unconditional, as `nuwa-inf generate --frames`; returns
+        and writes as `animate`."""
+        return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
+                              batch, order, output, overwrite, run_dir, progress)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
@@ -186,6 +212,32 @@ class Model:
             return Image.fromarray(pixels)
         finally:
             result.canvas.close()
+            if result.temporary:
+                remove_run_dir(result.run_dir)
+
+    def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
+                  order, output, overwrite, run_dir, progress) -> np.ndarray | Path:
+        from .images import load_rgb
+        from .infer.clip_cli import ClipSettings, run_clip, write_clip
+        from .infer.engine import remove_run_dir
+        from .video.writers import check_clip_output
+
+        settings = ClipSettings(frames=frames, fps=fps, seed=seed, temperature=temperature, top_k=top_k,
+                                top_p=top_p, batch=batch, order=order, text=text, guidance=guidance)
+        settings.check()
+        out = check_clip_output(output, overwrite) if output is not None else None
+        if self._video is None:
+            self._video = load_bundle(self.directory, str(next(self.bundle.transformer.parameters()).device),
+                                      video=True)
+        resume = run_dir if run_dir is not None and (Path(run_dir) / "job.json").is_file() else None
+        result = run_clip(self._video, still, width, height, settings, run_dir=run_dir, resume=resume,
+                          temp_parent=out.parent if out is not None else tempfile.gettempdir(),
+                          backend=self.attn_backend, progress=False, on_progress=progress, same_settings=True)
+        try:
+            if out is not None:
+                return write_clip(result.frames, out, fps, overwrite)
+            return np.stack([load_rgb(path) for path in result.frames])
+        finally:
             if result.temporary:
                 remove_run_dir(result.run_dir)
 

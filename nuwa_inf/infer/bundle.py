@@ -1,7 +1,10 @@
 """A usable model: tokenizer + transformer loaded from a model directory.
 
 A model directory holds `tokenizer/` and the transformer either in `transformer/` (the
-bundled layout) or at its top level (what `nuwa-inf train model --out DIR` writes).
+bundled layout) or at its top level (what `nuwa-inf train model --out DIR` writes). A video
+transformer (animate, generate --frames) sits in `video/` beside `transformer/` in the bundled
+layout, or where an image model's transformer would be in a directory of a video model (what
+`nuwa-inf train model --video --out DIR` writes).
 """
 from __future__ import annotations
 
@@ -35,16 +38,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_bundle(model: str | Path | None = None, device: str = "auto") -> ModelBundle:
+def load_bundle(model: str | Path | None = None, device: str = "auto", video: bool = False) -> ModelBundle:
+    """The model at `model` (None or 'default': the bundled one); with `video` its video
+    transformer (an error names a model that has none)."""
     directory = default_model_dir() if model in (None, "default") else Path(model)
     if not directory.is_dir():
         raise UserError(f"model directory not found: {directory}")
-    transformer_dir = directory / "transformer" if (directory / "transformer").is_dir() else directory
+    parts = ("video", "transformer") if video else ("transformer",)
+    transformer_dir = next((directory / p for p in parts if (directory / p).is_dir()), directory)
     if not (directory / "tokenizer").is_dir():
         raise UserError(f"model directory {directory} has no tokenizer/ subdirectory")
     torch_device = resolve_device(device)
     tokenizer = VQGAN.load(directory / "tokenizer", torch_device)
     transformer = LocalTransformer.load(transformer_dir, torch_device)
+    if video and transformer.cfg.extent_t < 1:
+        raise UserError(f"{transformer_dir} is an image model (it reads no earlier frames); animate and --frames "
+                        f"need one trained with `nuwa-inf train model --video`")
     if transformer.cfg.vocab_size != tokenizer.codebook_size:
         raise UserError(f"{directory}: transformer vocab {transformer.cfg.vocab_size} does not match "
                         f"the tokenizer's {tokenizer.codebook_size} codes")

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from .clip_cli import clip_flags, register_animate
+
 if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
     import numpy as np
 
@@ -146,24 +148,30 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
     return CanvasResult(canvas, spec, directory, temporary)
 
 
-def _sampling_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", required=True, help="output .png or .tif/.tiff (BigTIFF for huge)")
-    parser.add_argument("--width", type=int, required=True)
-    parser.add_argument("--height", type=int, required=True)
+def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None:
+    """The flags of a canvas job; `clip`: of a clip job (animate), without the image-only ones."""
+    parser.add_argument("-o", "--output", required=True,
+                        help="output .mp4, .webm, .gif, .webp or a frame folder (ending in /)" if clip else
+                        "output .png or .tif/.tiff (BigTIFF for huge); with --frames a clip: .mp4, .webm, .gif, "
+                        ".webp or a frame folder")
+    parser.add_argument("--width", type=int, required=not clip, default=None)
+    parser.add_argument("--height", type=int, required=not clip, default=None)
     parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0, help="0 = off")
     parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--first-row-temperature", type=float, default=None, metavar="T",
-                        help="temperature of each patch's first token row, which sets its palette "
-                             "(default: --temperature)")
-    parser.add_argument("--blend", type=int, default=256, metavar="PX",
-                        help="blend the input into its surroundings over this many pixels, fine detail over "
-                             "fewer (multi-band; default 256, at most a quarter of the input; 0: a 32-px feather)")
-    parser.add_argument("--edge-tokens", type=int, default=2, metavar="N",
-                        help="regenerate the input's outer N token columns/rows, which its encoding alone gets "
-                             "wrong (default 2; its pixels stay)")
+    if not clip:
+        parser.add_argument("--first-row-temperature", type=float, default=None, metavar="T",
+                            help="temperature of each patch's first token row, which sets its palette "
+                                 "(default: --temperature)")
+        parser.add_argument("--blend", type=int, default=256, metavar="PX",
+                            help="blend the input into its surroundings over this many pixels, fine detail over "
+                                 "fewer (multi-band; default 256, at most a quarter of the input; 0: a 32-px "
+                                 "feather)")
+        parser.add_argument("--edge-tokens", type=int, default=2, metavar="N",
+                            help="regenerate the input's outer N token columns/rows, which its encoding alone "
+                                 "gets wrong (default 2; its pixels stay)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")
@@ -171,23 +179,25 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"classifier-free guidance on the prompt (default {DEFAULT_GUIDANCE} with --text; "
                              "1 = off)")
     parser.add_argument("--batch", type=int, default=16, help="max patches sampled together")
-    parser.add_argument("--order", default="auto", help=ORDERS)
+    parser.add_argument("--order", default="raster" if clip else None,
+                        help="each frame's sweep (default raster)" if clip else ORDERS + " (default auto)")
     parser.add_argument("--run-dir", default=None,
                         help="where run state lives (default: a temp dir next to the output)")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a killed run")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--attn-backend", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--preview", default=None, help="also write a small preview PNG here")
-    parser.add_argument("--zoom", default=None, metavar="DIR",
-                        help="also write a deep-zoom page of the output into DIR (as `nuwa-inf view`)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    if not clip:
+        parser.add_argument("--preview", default=None, help="also write a small preview PNG here")
+        parser.add_argument("--zoom", default=None, metavar="DIR",
+                            help="also write a deep-zoom page of the output into DIR (as `nuwa-inf view`)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true")
 
 
 def _settings(args: argparse.Namespace) -> CanvasSettings:
     return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
-                          order=args.order, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                          order=args.order or "auto", seed=args.seed, temperature=args.temperature, top_k=args.top_k,
                           top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens)
@@ -195,6 +205,11 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     import torch
+
+    if getattr(args, "frames", None) is not None:  # generate --frames: a clip
+        from .clip_cli import run_clip_job
+
+        return run_clip_job(args, None)
 
     from ..errors import UserError
     from ..images import check_output_path, load_rgb, refuse_overwrite
@@ -245,6 +260,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extend.add_argument("--anchor", default="center", help="left | center | right | top | bottom | X,Y")
     _sampling_flags(extend)
     extend.set_defaults(func=lambda args: run_canvas_job(args, args.input))
-    generate = subparsers.add_parser("generate", help="generation of any size, from a prompt (--text) or unconditional")
+    generate = subparsers.add_parser("generate", help="generation of any size, from a prompt (--text) or unconditional;"
+                                                      " a clip with --frames")
     _sampling_flags(generate)
+    clip_flags(generate)
     generate.set_defaults(func=lambda args: run_canvas_job(args, None))
+    register_animate(subparsers, _sampling_flags)

@@ -38,6 +38,7 @@ from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
+from .waves import context_layout, prefill_known
 
 # decode tiles (token rows, cols): full-height strips of a 2048-px canvas need no vertical
 # margin, so only the horizontal margins (2 × 7 of 48 columns) are decoded twice. The tile is
@@ -120,13 +121,7 @@ class CanvasRun:
         tokens[r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] = values.reshape(ph, pw)
 
     def _layout(self, patches: list) -> PatchLayout:
-        cfg = self.cfg
-        contexts = [[q for q, _ in self.schedule.context[p]] for p in patches]
-        offsets = torch.zeros((len(patches), max(1, max(len(c) for c in contexts))), dtype=torch.int64)
-        for i, p in enumerate(patches):
-            for m, (_, off) in enumerate(self.schedule.context[p]):
-                offsets[i, m] = cfg.offset_id(*off)
-        return PatchLayout(self.pool.slots(contexts), offsets, cfg.n_offsets)
+        return context_layout(self.schedule, self.pool, self.cfg, patches)
 
     def _canvas_rows(self, patches: list) -> torch.Tensor:
         """Where the patches sit between the canvas's top and bottom edge (band embedding)."""
@@ -152,25 +147,8 @@ class CanvasRun:
 
     def _prefill(self, tokens: np.ndarray) -> None:
         """K/V of the given patches, wave by wave in raster order (as in training)."""
-        known = self.schedule.known
-        wave: dict = {}
-        for p in known:
-            wave[p] = 1 + max((wave[q] for q, _ in self.schedule.context[p]), default=-1)
-        last = {p: -1 for p in known}
-        for p in known:
-            for q, _ in self.schedule.context[p]:
-                last[q] = max(last[q], wave[p])
-        for w in range(max(wave.values(), default=-1) + 1):
-            group = [p for p in known if wave[p] == w]
-            for start in range(0, len(group), self.batch):
-                chunk = group[start:start + self.batch]
-                ids = torch.from_numpy(np.stack([self._patch(tokens, p) for p in chunk]).astype(np.int64))
-                layout, rows_cols, canvas_rows = self._layout(chunk), patch_rows_cols(chunk), self._canvas_rows(chunk)
-                for sampler in self.samplers:
-                    k, v = sampler.prefill(ids, layout, rows_cols, canvas_rows)
-                    sampler.pool.add(chunk, k, v)
-            for pool in self.pools:
-                pool.evict([q for q in known if last[q] == w and self.schedule.last_use[q] < 0])
+        prefill_known(self.schedule, self.samplers, self.pools, self.cfg, lambda p: self._patch(tokens, p),
+                      patch_rows_cols, self._canvas_rows, self.batch)
 
     # -- checkpoints --------------------------------------------------------------------
     def _save_state(self, wave: int, tokens: np.ndarray, decoded: np.ndarray) -> None:
@@ -352,16 +330,17 @@ def check_disk_space(directory: Path, spec: JobSpec) -> None:
                         f"in {directory}, only {free / 1e9:.1f} GB free (pick a smaller size or another --run-dir)")
 
 
-def write_job(run_dir: Path, spec: JobSpec) -> None:
+def write_job(run_dir: Path, spec) -> None:
     write_json(run_dir / "job.json", asdict(spec))
 
 
-def read_job(run_dir: Path) -> JobSpec:
+def read_job(run_dir: Path, kind: type = JobSpec):
+    """The job saved in `run_dir` (a JobSpec, or a ClipSpec with `kind`)."""
     path = run_dir / "job.json"
     if not path.is_file():
         raise UserError(f"--resume {run_dir}: no job.json there (not a nuwa-inf run directory)")
     try:
-        return JobSpec(**json.loads(path.read_text()))
+        return kind(**json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError) as err:
         raise UserError(f"{path} is corrupt ({err})") from None
 

@@ -29,6 +29,7 @@ class ModelConfig:
     dropout: float = 0.0
     rope_dims: int = 0               # channels per head rotated by 2-D canvas RoPE (0 = off; see rope.py)
     rope_theta: float = 100.0        # slowest rotary frequency is ~1/rope_theta per token
+    rope_time_dims: int = 0          # channels per head (after rope_dims) rotated by the frame index (video)
     row_bins: int = 0                # bands of canvas height with a learned embedding (0 = off; see vertical.py)
     # condition memory (memory.py): the known image pooled to ≤ memory_rows × memory_cols cells of
     # about memory_cell_h × memory_cell_w tokens; 0 rows = no memory
@@ -93,6 +94,9 @@ class ModelConfig:
         if self.rope_dims < 0 or self.rope_dims % 4 or self.rope_dims > self.dim // self.heads:
             raise UserError(f"rope_dims must be a multiple of 4 between 0 and the head size "
                             f"{self.dim // self.heads}, got {self.rope_dims}")
+        if self.rope_time_dims < 0 or self.rope_time_dims % 2 or self.rope_dims + self.rope_time_dims > self.head_dim:
+            raise UserError(f"rope_time_dims must be even and fit beside rope_dims in the head size "
+                            f"{self.head_dim}, got {self.rope_time_dims}")
         if self.row_bins < 0:
             raise UserError(f"row_bins must be >= 0, got {self.row_bins}")
         if self.memory_rows < 0 or (self.memory_rows and min(self.memory_cols, self.memory_cell_h, self.memory_cell_w,

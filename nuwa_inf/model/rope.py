@@ -15,7 +15,10 @@ Which location a sequence position stands for:
                                              left of token 0
 The first `rope_dims` channels of each head rotate: half by the row coordinate, half by the
 column coordinate (rope_dims / 4 frequencies each, from 1 down to ~1/rope_theta per token).
-Time (video frames) is left to the per-offset ADC terms.
+Video: the next `rope_time_dims` channels rotate by the frame index (positions (N, 3) =
+(frame, row, col)), so q·k also depends on Δt. Within one frame the time rotation cancels
+(query and key turn by the same angle): an image model given time channels is unchanged on
+images, and only its attention across frames sees them.
 """
 from __future__ import annotations
 
@@ -33,10 +36,13 @@ class RopeTables:
 
     cos: Tensor  # (N, L, 2, 1, R/2): [query, key] × broadcast over heads × angle
     sin: Tensor
+    time_cos: Tensor | None = None  # (N, 1, 1, 1, Rt/2): one frame angle per patch, or None
+    time_sin: Tensor | None = None
 
     def at(self, position: int) -> "RopeTables":
         """The tables of one sequence position (decode steps): (N, 1, 2, 1, R/2)."""
-        return RopeTables(self.cos[:, position:position + 1], self.sin[:, position:position + 1])
+        return RopeTables(self.cos[:, position:position + 1], self.sin[:, position:position + 1],
+                          self.time_cos, self.time_sin)
 
 
 def _token_locations(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
@@ -48,23 +54,42 @@ def _token_locations(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
 
 
 def crop_grid_positions(rows: int, cols: int, frames: int, n_patches: int) -> Tensor:
-    """(row, col) of n_patches patches that are whole rows×cols(×frames) crops, each in raster
-    order (frame-major; frames share positions) → (n_patches, 2) int64."""
+    """Positions of n_patches patches that are whole rows×cols(×frames) crops, each in raster
+    order (frame-major) → (n_patches, 2) int64 (row, col), or with frames > 1 (n_patches, 3)
+    (frame, row, col)."""
     per_crop = frames * rows * cols
     if n_patches % per_crop:
         raise ValueError(f"{n_patches} patches are not whole crops of {rows}x{cols}x{frames}; pass positions")
-    cell = torch.arange(per_crop) % (rows * cols)
+    index = torch.arange(per_crop)
+    cell = index % (rows * cols)
     grid = torch.stack([cell // cols, cell % cols], dim=1)
+    if frames > 1:
+        grid = torch.cat([(index // (rows * cols))[:, None], grid], dim=1)
     return grid.repeat(n_patches // per_crop, 1)
 
 
+def spatial(positions: Tensor) -> Tensor:
+    """(N, 2) (row, col) of positions given as (N, 2) or (N, 3) (frame, row, col)."""
+    return positions[:, -2:]
+
+
 def canvas_rope(cfg: ModelConfig, positions: Tensor, dtype: torch.dtype = torch.float32) -> RopeTables | None:
-    """Rotation tables for patches at patch coordinates `positions` (N, 2) = (row, col).
+    """Rotation tables for patches at patch coordinates `positions` (N, 2) = (row, col), or
+    (N, 3) = (frame, row, col) for a model with time channels (a frame index of 0 otherwise).
 
     None when the model has no rotary channels (rope_dims = 0).
     """
     if cfg.rope_dims == 0:
         return None
+    time_cos = time_sin = None
+    if cfg.rope_time_dims:
+        frames = positions[:, 0] if positions.shape[1] == 3 else torch.zeros(positions.shape[0])
+        half_t = cfg.rope_time_dims // 2
+        time_freqs = cfg.rope_theta ** (-torch.arange(half_t, dtype=torch.float64) / max(1, half_t))
+        time_angles = (frames.to(torch.float64).cpu()[:, None] * time_freqs)[:, None, None, None, :]
+        time_cos = torch.cos(time_angles).to(positions.device, dtype)           # (N, 1, 1, 1, Rt/2)
+        time_sin = torch.sin(time_angles).to(positions.device, dtype)
+    positions = spatial(positions)
     quarter = cfg.rope_dims // 4
     freqs = cfg.rope_theta ** (-torch.arange(quarter, dtype=torch.float64) / quarter)   # (R/4,)
     origin = positions.to(torch.float64).cpu() * torch.tensor([cfg.patch_h, cfg.patch_w], dtype=torch.float64)
@@ -74,7 +99,7 @@ def canvas_rope(cfg: ModelConfig, positions: Tensor, dtype: torch.dtype = torch.
     angles = torch.cat([coords[..., 0:1] * freqs, coords[..., 1:2] * freqs], dim=-1)    # (N, L, 2, R/2)
     angles = angles.unsqueeze(3)                                                        # (N, L, 2, 1, R/2)
     device = positions.device
-    return RopeTables(torch.cos(angles).to(device, dtype), torch.sin(angles).to(device, dtype))
+    return RopeTables(torch.cos(angles).to(device, dtype), torch.sin(angles).to(device, dtype), time_cos, time_sin)
 
 
 def rotate_query_key(qk: Tensor, tables: RopeTables) -> Tensor:
@@ -85,4 +110,9 @@ def rotate_query_key(qk: Tensor, tables: RopeTables) -> Tensor:
     half = tables.cos.shape[-1]
     x1, x2, rest = qk[..., :half], qk[..., half:2 * half], qk[..., 2 * half:]
     cos, sin = tables.cos.to(qk.dtype), tables.sin.to(qk.dtype)   # bf16 under autocast: keep q, k, v alike
+    if tables.time_cos is not None:  # the time channels follow the canvas ones
+        half_t = tables.time_cos.shape[-1]
+        t1, t2, rest = rest[..., :half_t], rest[..., half_t:2 * half_t], rest[..., 2 * half_t:]
+        time_cos, time_sin = tables.time_cos.to(qk.dtype), tables.time_sin.to(qk.dtype)
+        rest = torch.cat([t1 * time_cos - t2 * time_sin, t1 * time_sin + t2 * time_cos, rest], dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)

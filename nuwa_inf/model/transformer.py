@@ -150,12 +150,14 @@ class LocalTransformer(nn.Module):
         return torch.cat([bos, tokens], dim=1)
 
     def rope(self, positions: torch.Tensor | None, n_patches: int, device: torch.device) -> RopeTables | None:
-        """Rotation tables of N patches at `positions` (N, 2); None if the model has no RoPE."""
+        """Rotation tables of N patches at `positions` (N, 2) or (N, 3) with frames; None if the
+        model has no RoPE."""
         if self.cfg.rope_dims == 0:
             return None
-        if positions is None or tuple(positions.shape) != (n_patches, 2):
-            raise ValueError(f"this model needs the (row, col) positions of its {n_patches} patches, "
-                             f"got {None if positions is None else tuple(positions.shape)}")
+        if positions is None or positions.dim() != 2 or tuple(positions.shape)[0] != n_patches \
+                or positions.shape[1] not in (2, 3):
+            raise ValueError(f"this model needs the (row, col) or (frame, row, col) positions of its {n_patches} "
+                             f"patches, got {None if positions is None else tuple(positions.shape)}")
         return canvas_rope(self.cfg, positions.to(device), self.pos_emb.dtype)
 
     def band_embedding(self, canvas_rows: torch.Tensor | None, n_patches: int,

@@ -21,9 +21,9 @@ from .config import ModelConfig
 
 
 def bounding_canvas_rows(cfg: ModelConfig, positions: Tensor) -> Tensor:
-    """`canvas_rows` when the patches at `positions` (N, 2) span the whole canvas height (a
-    training crop that is its own canvas): (N, 2)."""
-    rows = positions[:, 0]
+    """`canvas_rows` when the patches at `positions` (N, 2), or (N, 3) with frames, span the
+    whole canvas height (a training crop that is its own canvas): (N, 2)."""
+    rows = positions[:, -2]
     top = (rows - rows.min()) * cfg.patch_h
     return torch.stack([top, torch.full_like(top, int(rows.max() - rows.min() + 1) * cfg.patch_h)], dim=1)
 

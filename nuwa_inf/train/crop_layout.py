@@ -36,7 +36,28 @@ def sample_crop_contexts(cfg: ModelConfig, generator: torch.Generator) -> list[l
         choices = DIRECTIONS
     name = choices[int(torch.randint(len(choices), (1,), generator=generator))]
     order = make_order(name, rows, cols, region, frames)
-    known = known_raster(region, frames)
+    return schedule_contexts(cfg, order, known_raster(region, frames))
+
+
+def sample_clip_contexts(cfg: ModelConfig, generator: torch.Generator) -> list[list[tuple[int, int]]]:
+    """The same for a crop of `crop_frames` frames of a clip: each frame in one of the 8 sweep
+    directions, frame after frame; for a share `known_region_prob` of the crops the first frame
+    is the given still (animation), else every frame is generated (text-to-video, and any
+    window of a long clip, whose earlier frames come first in the order anyway)."""
+    frames, rows, cols = cfg.crop_frames, cfg.crop_rows, cfg.crop_cols
+    name = DIRECTIONS[int(torch.randint(len(DIRECTIONS), (1,), generator=generator))]
+    order = make_order(name, rows, cols, None, frames)
+    known: list = []
+    if frames > 1 and float(torch.rand((), generator=generator)) < cfg.known_region_prob:
+        known = [p for p in known_raster((0, 0, rows, cols), 1)]
+        order = [p for p in order if p[0] > 0]
+    return schedule_contexts(cfg, order, known)
+
+
+def schedule_contexts(cfg: ModelConfig, order: list, known: list) -> list[list[tuple[int, int]]]:
+    """Per patch of a crop (frame-major raster index) its [(context patch index, offset id)]
+    under `order` with `known` patches given."""
+    frames, rows, cols = cfg.crop_frames, cfg.crop_rows, cfg.crop_cols
     schedule = build_schedule(order, known, (cfg.extent_t, cfg.extent_h, cfg.extent_w), (frames, rows, cols))
 
     def flat(p: tuple[int, int, int]) -> int:

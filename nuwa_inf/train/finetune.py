@@ -46,3 +46,20 @@ def base_lr(config: dict, presets: dict, cls: type) -> float:
 
 def warmup_steps(total: int, finetune: bool, default_cap: int) -> int:
     return min(WARMUP_STEPS if finetune else default_cap, max(1, total // 20))
+
+
+def grow_offset_tables(tensors: dict, n_offsets: int) -> dict:
+    """A checkpoint's tensors with the direction controller's per-offset tables (offset_vec
+    (H, O, Dh), offset_bias (H, O)) grown to `n_offsets` for a model with frames back: an image
+    model fine-tuned for video. Offsets are numbered Δt-major (ModelConfig.offset_id), so the old
+    table is the Δt = 0 block; each earlier frame starts with the same spatial terms (a patch of
+    the previous frame at (Δrow, Δcol) is first read like a neighbour of this frame there)."""
+    grown = dict(tensors)
+    for name, table in tensors.items():
+        if not name.endswith(("attn.offset_vec", "attn.offset_bias")):
+            continue
+        old = table.shape[1]
+        if old >= n_offsets or n_offsets % old:
+            continue
+        grown[name] = table.repeat(1, n_offsets // old, *([1] * (table.dim() - 2)))
+    return grown

@@ -16,6 +16,11 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
                         help="with --keep-best: stop after N validations in a row without a new best")
     parser.add_argument("--no-flips", action="store_true", help="do not add mirrored images to the token cache")
     parser.add_argument("--attn-backend", default="auto", help="auto | sdpa | triton | xformers | reference")
+    parser.add_argument("--video", action="store_true",
+                        help="train on clips (frame folders or MP4/WebM/GIF files) for animate / generate --frames")
+    parser.add_argument("--frames", type=int, default=None, metavar="T",
+                        help="with --video: frames per training crop (default 3; sets crop_frames), and the "
+                             "model reads 1 frame back unless --set extent_t=... says otherwise")
 
     def run(args: argparse.Namespace) -> int:
         from ..errors import UserError
@@ -23,17 +28,27 @@ def register_model(subparsers, add_common, check_positive, parse_duration) -> No
         from .model_trainer import ModelRun, train_model
 
         check_positive(args)
+        overrides = list(args.overrides or [])
+        if args.frames is not None and not args.video:
+            raise UserError("--frames needs --video")
+        if args.video:
+            frames = 3 if args.frames is None else args.frames
+            if not 2 <= frames <= 64:
+                raise UserError(f"--frames must be in 2..64 for training crops, got {frames}")
+            overrides.append(f"crop_frames={frames}")
+            if not any(str(o).startswith("extent_t=") for o in overrides) and not args.resume:
+                overrides.append("extent_t=1")
         if args.val_every <= 0:
             raise UserError(f"--val-every must be positive, got {args.val_every}")
         if args.patience is not None and (args.patience <= 0 or not args.keep_best):
             raise UserError(f"--patience needs --keep-best and a positive count, got {args.patience}")
         out = train_model(ModelRun(
             data=args.data, out=args.out, tokenizer=args.tokenizer, val_data=args.val_data, config=args.config,
-            overrides=args.overrides, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
+            overrides=overrides or None, steps=args.steps, batch_size=args.batch_size, save_every=args.save_every,
             val_every=args.val_every, seed=args.seed, resume=args.resume, init=args.init,
             time_budget=parse_duration(args.time_budget), threads=args.threads, backend=args.attn_backend,
             flips=not args.no_flips, grad_accum=args.grad_accum, device=args.device,
-            keep_best=args.keep_best, patience=args.patience))
+            keep_best=args.keep_best, patience=args.patience, video=args.video))
         if is_main():
             print(f"model written to {out}")
         return 0

@@ -30,11 +30,13 @@ from ..model.config import MODEL_PRESETS, ModelConfig
 from ..model.transformer import GAINABLE, LocalTransformer, gainable
 from ..tokenizer.cli import find_tokenizer_dir
 from ..tokenizer.vqgan import VQGAN
+from ..video.clips import list_clips
 from . import distributed as dist
 from .best import BestKeeper
 from .captions import caption_vocab, grid_caption_ids, grow_word_table, training_captions
-from .crop_layout import batch_layout, sample_crop_contexts
-from .finetune import resolve_config, warmup_steps
+from .clip_data import ClipCropSampler, clip_captions, pretokenize_clips
+from .crop_layout import batch_layout, sample_clip_contexts, sample_crop_contexts
+from .finetune import grow_offset_tables, resolve_config, warmup_steps
 from .loop import finish_step
 from .memory_crops import drop_context, training_memory
 from .schedule import warmup_cosine
@@ -66,6 +68,7 @@ class ModelRun:
     device: str = "auto"              # auto | cpu | cuda (under torchrun: this rank's GPU)
     keep_best: bool = False           # end with the weights of the best validation (see best.py)
     patience: int | None = None       # with keep_best: stop after this many validations without a new best
+    video: bool = False               # train on clips (frame folders, video files): crops of crop_frames frames
 
 # A rank's order generator is seeded seed + 1 + ORDER_SEED_STRIDE·rank: apart from every
 # rank's crop generator (seed + rank), and seed + 1 for one process, as before.
@@ -83,13 +86,18 @@ def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backen
     return float(nats) / math.log(2)
 
 
-def fixed_validation(sampler: TokenCropSampler, cfg: ModelConfig, count: int = 8, seed: int = 1234):
+def fixed_validation(sampler, cfg: ModelConfig, count: int = 8, seed: int = 1234, contexts=sample_crop_contexts):
     """The same validation crops and orders every time: (tokens, layout, canvas rows, picks)."""
     sampler.generator.manual_seed(seed)
     tokens, canvas_rows, picks = sampler.sample_with_picks(count)
     generator = torch.Generator().manual_seed(seed)
-    layout = batch_layout([sample_crop_contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
+    layout = batch_layout([contexts(cfg, generator) for _ in range(count)], cfg.n_offsets)
     return tokens, layout, canvas_rows, picks
+
+
+def crop_patches(cfg: ModelConfig) -> int:
+    """Patches of one training crop."""
+    return cfg.crop_frames * cfg.crop_rows * cfg.crop_cols
 
 
 def validation_bits(model: LocalTransformer, val, grids, cfg: ModelConfig, backend: str, device,
@@ -101,13 +109,13 @@ def validation_bits(model: LocalTransformer, val, grids, cfg: ModelConfig, backe
         return {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
     with torch.no_grad():
         memory = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(4321), device,
-                                 cfg.crop_rows * cfg.crop_cols, drop=0.0, text_ids=text_ids, text_drop=0.0)
+                                 crop_patches(cfg), drop=0.0, text_ids=text_ids, text_drop=0.0)
     record = {"val_bits": bits_per_token(model, tokens, layout, backend, canvas_rows=rows, memory=memory),
               "val_bits_no_memory": bits_per_token(model, tokens, layout, backend, canvas_rows=rows)}
     if text_ids is not None and model.text is not None:  # the style memory without the captions
         with torch.no_grad():
             style_only = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(4321), device,
-                                         cfg.crop_rows * cfg.crop_cols, drop=0.0)
+                                         crop_patches(cfg), drop=0.0)
         record["val_bits_no_text"] = bits_per_token(model, tokens, layout, backend, canvas_rows=rows, memory=style_only)
     return record
 
@@ -133,9 +141,10 @@ def train_model(run: ModelRun) -> Path:
         resolve_backend(run.backend, device)
     except ValueError as err:
         raise UserError(f"--attn-backend: {err}") from None
-    list_images(run.data)  # a missing or image-less --data fails before anything is written
+    listing = list_clips if run.video else list_images
+    listing(run.data)  # a missing or image-less --data fails before anything is written
     if run.val_data:
-        list_images(run.val_data)
+        listing(run.val_data)
     checkpoint = latest_checkpoint(out) if run.resume else None
     if run.resume and checkpoint is None:
         raise UserError(f"--resume: no checkpoint under {out}/checkpoints")
@@ -153,12 +162,15 @@ def train_model(run: ModelRun) -> Path:
     if cfg.text_len:  # the word vocabulary: the checkpoint's, or the init model's plus the captions' new words
         source = checkpoint if checkpoint is not None else init_dir
         vocab = list(read_config(source, "transformer").get("text_vocab", [])) if source is not None else []
-        captions = training_captions(run.data)
+        captions = clip_captions(run.data) if run.video else training_captions(run.data)
         if checkpoint is None:
             vocab = caption_vocab(captions, vocab)
             cfg = dataclasses.replace(cfg, text_vocab_size=len(vocab) + 2)
         if not captions:
             warn(f"no captions under {run.data}: the text encoder trains on nothing (every crop unconditional)")
+    if run.video and cfg.crop_frames < 2:
+        raise UserError(f"--video trains on crops of several frames: crop_frames is {cfg.crop_frames} "
+                        f"(--frames T, T >= 2)")
     if cfg.vocab_size != tokenizer.codebook_size:
         raise UserError(f"model vocab_size {cfg.vocab_size} != tokenizer codebook size {tokenizer.codebook_size}")
     batch_size = run.batch_size or cfg.batch_size
@@ -167,6 +179,7 @@ def train_model(run: ModelRun) -> Path:
     model.text_vocab = vocab
     if init_dir is not None:
         tensors = grow_word_table(load_tensors(init_dir / "model.safetensors"), cfg.text_vocab_size)
+        tensors = grow_offset_tables(tensors, cfg.n_offsets)  # an image model fine-tuned for video
         load_state_into(model, tensors, str(init_dir), may_lack=gainable(model))
     model.to(device)
 
@@ -178,11 +191,20 @@ def train_model(run: ModelRun) -> Path:
                 tokenizer.save(out / "tokenizer")  # the model directory carries its tokenizer
 
             crop_tokens = (cfg.crop_rows * cfg.patch_h, cfg.crop_cols * cfg.patch_w)
-            grids, sources = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips,
-                                         with_sources=True)
-            val_grids, val_sources = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens,
-                                                 flips=False, with_sources=True) if run.val_data else \
-                (grids[-max(1, len(grids) // 10):], sources[-max(1, len(grids) // 10):])
+            if run.video:
+                grids, sources = pretokenize_clips(run.data, tokenizer, out / "token_cache",
+                                                   (cfg.crop_frames, *crop_tokens), flips=run.flips)
+            else:
+                grids, sources = pretokenize(run.data, tokenizer, out / "token_cache", crop_tokens, flips=run.flips,
+                                             with_sources=True)
+            if run.val_data and run.video:
+                val_grids, val_sources = pretokenize_clips(run.val_data, tokenizer, out / "token_cache_val",
+                                                           (cfg.crop_frames, *crop_tokens), flips=False)
+            elif run.val_data:
+                val_grids, val_sources = pretokenize(run.val_data, tokenizer, out / "token_cache_val", crop_tokens,
+                                                     flips=False, with_sources=True)
+            else:
+                val_grids, val_sources = grids[-max(1, len(grids) // 10):], sources[-max(1, len(grids) // 10):]
     except UserError:
         if created and dist.is_main():
             shutil.rmtree(out, ignore_errors=True)  # no half-made model directory (no usable images)
@@ -191,7 +213,7 @@ def train_model(run: ModelRun) -> Path:
     text_ids = val_text_ids = None
     if cfg.text_len:  # (G, T) word ids of each grid's caption
         text_ids = grid_caption_ids(sources, captions, vocab, cfg.text_len)
-        val_captions = training_captions(run.val_data) if run.val_data else captions
+        val_captions = (clip_captions if run.video else training_captions)(run.val_data) if run.val_data else captions
         val_text_ids = grid_caption_ids(val_sources, val_captions, vocab, cfg.text_len)
 
     if cfg.freeze == "base":  # only the parts a fine-tune gains learn: the base model cannot drift or over-fit
@@ -202,11 +224,20 @@ def train_model(run: ModelRun) -> Path:
     no_decay = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    sampler = TokenCropSampler(grids, cfg.crop_rows * cfg.crop_frames, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
-                               seed=run.seed + dist.rank())
+    if run.video:  # clips: crops of frames, each crop's memory from its clip's first frame
+        sampler = ClipCropSampler(grids, cfg.crop_frames, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
+                                  seed=run.seed + dist.rank())
+        val_sampler = ClipCropSampler(val_grids, cfg.crop_frames, cfg.crop_rows, cfg.crop_cols, cfg.patch_h,
+                                      cfg.patch_w)
+        contexts, memory_grids = sample_clip_contexts, sampler.first_frames()
+        val_memory_grids = val_sampler.first_frames()
+    else:
+        sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
+                                   seed=run.seed + dist.rank())
+        val_sampler = TokenCropSampler(val_grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w)
+        contexts, memory_grids, val_memory_grids = sample_crop_contexts, grids, val_grids
     order_rng = torch.Generator().manual_seed(run.seed + 1 + ORDER_SEED_STRIDE * dist.rank())
-    val_tokens, val_layout, val_rows, val_picks = fixed_validation(
-        TokenCropSampler(val_grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w), cfg)
+    val_tokens, val_layout, val_rows, val_picks = fixed_validation(val_sampler, cfg, contexts=contexts)
     val = (val_tokens.to(device), val_layout, val_rows, val_picks)
     start = 0
     if checkpoint is not None:
@@ -239,7 +270,8 @@ def train_model(run: ModelRun) -> Path:
     if keeper is not None and keeper.best is None and start == 0:
         model.eval()
         with dist.autocast(device):
-            keeper.offer(0, validation_bits(model, val, val_grids, cfg, run.backend, device, val_text_ids)["val_bits"],
+            keeper.offer(0, validation_bits(model, val, val_memory_grids, cfg, run.backend, device,
+                                            val_text_ids)["val_bits"],
                          model.save)
     bar = tqdm(range(start, run.steps), initial=start, total=run.steps, desc="transformer", dynamic_ncols=True,
                disable=not dist.is_main())
@@ -253,12 +285,12 @@ def train_model(run: ModelRun) -> Path:
         for micro in range(accum):
             tokens, canvas_rows, picks = sampler.sample_with_picks(batch_size)    # (B·N, P), (B·N, 2)
             tokens = tokens.to(device)
-            layout = batch_layout([sample_crop_contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
-            layout = drop_context(layout, batch_size, cfg.crop_rows * cfg.crop_cols, cfg.context_drop, order_rng)
+            layout = batch_layout([contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
+            layout = drop_context(layout, batch_size, crop_patches(cfg), cfg.context_drop, order_rng)
             with dist.no_sync([train_forward], micro < accum - 1):
                 with dist.autocast(device):
                     memory = None if model.memory is None else training_memory(
-                        model, grids, picks, cfg, sampler.generator, device, cfg.crop_rows * cfg.crop_cols,
+                        model, memory_grids, picks, cfg, sampler.generator, device, crop_patches(cfg),
                         text_ids=text_ids)
                     logits = train_forward(tokens, layout, run.backend, None, canvas_rows, memory)   # (B·N, P, V)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
@@ -273,7 +305,7 @@ def train_model(run: ModelRun) -> Path:
         if dist.is_main() and (done % run.val_every == 0 or done == run.steps):
             model.eval()
             with dist.autocast(device):
-                record.update(validation_bits(model, val, val_grids, cfg, run.backend, device, val_text_ids))
+                record.update(validation_bits(model, val, val_memory_grids, cfg, run.backend, device, val_text_ids))
             if keeper is not None:
                 keeper.offer(done, record["val_bits"], model.save)
         shown = {"val": f"{record['val_bits']:.3f}"} if "val_bits" in record else {}

@@ -1,0 +1,197 @@
+"""`nuwa-inf animate` and `nuwa-inf generate --frames`: clip jobs from the command line.
+
+`ClipSettings` + `run_clip` are the shared core (the Python API calls them too): they check
+the settings, set up or resume the run directory and run the clip engine; `write_clip` turns
+the run's frames into the output (.mp4, .webm, .gif, .webp or a frame folder).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .bundle import ModelBundle
+    from .clip_engine import ClipSpec
+
+MAX_CLIP_FRAMES = 10_000
+MAX_CLIP_PIXELS = 4096 * 4096     # per frame
+
+
+@dataclass
+class ClipSettings:
+    frames: int
+    fps: float = 8.0
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    batch: int = 16
+    order: str = "raster"
+    text: str = ""
+    guidance: float | None = None
+
+    def check(self) -> None:
+        from ..errors import UserError
+        from ..model.orders import ALIASES, DIRECTIONS
+        from .cli import CanvasSettings
+
+        if not 1 <= self.frames <= MAX_CLIP_FRAMES:
+            raise UserError(f"--frames must be in 1..{MAX_CLIP_FRAMES}, got {self.frames}")
+        if not 0 < self.fps <= 240:
+            raise UserError(f"--fps must be in (0, 240], got {self.fps}")
+        if self.order not in set(DIRECTIONS) | set(ALIASES):
+            raise UserError(f"--order {self.order!r}: a clip's frames take a sweep order "
+                            f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
+        CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
+                       top_p=self.top_p, batch=self.batch, text=self.text, guidance=self.guidance).check()
+
+    @property
+    def guidance_scale(self) -> float:
+        from .cli import DEFAULT_GUIDANCE
+
+        return (DEFAULT_GUIDANCE if self.text else 1.0) if self.guidance is None else self.guidance
+
+
+@dataclass
+class ClipResult:
+    frames: list[Path]
+    spec: "ClipSpec"
+    run_dir: Path
+    temporary: bool
+
+
+def check_frame_size(width: int, height: int) -> None:
+    from ..errors import UserError
+
+    if width <= 0 or height <= 0 or width * height > MAX_CLIP_PIXELS:
+        raise UserError(f"frames of {width}x{height} px: each side must be positive and a frame at most "
+                        f"{MAX_CLIP_PIXELS // 1_000_000} Mpx")
+    if width % 16 or height % 16:
+        raise UserError(f"frames of {width}x{height} px: width and height must be multiples of 16")
+
+
+def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, height: int, settings: ClipSettings, *,
+             run_dir: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+             temp_parent: str | os.PathLike | None = None, temp_prefix: str = ".nuwa.clip.",
+             backend: str = "auto", progress: bool = True, announce: bool = False,
+             on_progress: Callable[[int, int], None] | None = None, same_settings: bool = False) -> ClipResult:
+    """Animate `still` (H, W, 3 uint8; frame 0) or, without one, generate a clip of
+    `width`×`height` frames; resume `resume`'s run, or start one in `run_dir` or a temp dir."""
+    from ..errors import UserError
+    from .clip_engine import ClipRun, ClipSpec
+    from .engine import read_job, write_job
+
+    settings.check()
+    check_frame_size(width, height)
+    spec = ClipSpec(width=width, height=height, frames=settings.frames, fps=settings.fps, animate=still is not None,
+                    input_sha=hashlib.sha1(still.tobytes()).hexdigest()[:16] if still is not None else "",
+                    seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                    order=settings.order, model_hash=bundle.weights_hash, text=settings.text or "",
+                    guidance=settings.guidance_scale)
+    temporary = False
+    if resume:
+        directory = Path(resume)
+        saved = read_job(directory, ClipSpec)
+        if saved.input_sha != spec.input_sha or saved.model_hash != spec.model_hash:
+            raise UserError(f"--resume {directory}: that run used a different input or model")
+        if same_settings and saved != spec:
+            changed = [k for k, v in asdict(saved).items() if getattr(spec, k) != v]
+            raise UserError(f"run directory {directory} holds a job with different {', '.join(changed)}")
+        spec = saved
+    else:
+        if run_dir:
+            directory = Path(run_dir)
+            if directory.exists() and any(directory.iterdir()):
+                raise UserError(f"--run-dir {directory} is not empty (use --resume {directory} to continue it)")
+            directory.mkdir(parents=True, exist_ok=True)
+        else:
+            directory = Path(tempfile.mkdtemp(prefix=temp_prefix, dir=temp_parent))
+            temporary = True
+        write_job(directory, spec)
+        if announce:
+            print(f"run directory: {directory} (resume with --resume {directory})")
+    job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
+                  on_progress=on_progress)
+    return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary)
+
+
+def write_clip(frames: list[Path], out: Path, fps: float, overwrite: bool) -> Path:
+    """The run's frame files → the output clip (format by `out`'s suffix)."""
+    from ..images import load_rgb
+    from ..video.writers import open_clip_writer
+
+    with open_clip_writer(out, fps, overwrite=overwrite) as writer:
+        for path in frames:
+            writer.write(load_rgb(path))
+    return out
+
+
+def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
+    """`animate INPUT` (still_path) or `generate --frames T` (None) from parsed flags."""
+    import torch
+
+    from ..errors import UserError
+    from ..images import load_rgb
+    from ..kernels import resolve_backend
+    from ..video.clips import is_video_file
+    from ..video.writers import check_clip_output
+    from .bundle import load_bundle
+    from .engine import remove_run_dir
+
+    settings = ClipSettings(frames=args.frames, fps=args.fps, seed=args.seed, temperature=args.temperature,
+                            top_k=args.top_k, top_p=args.top_p, batch=args.batch, order=args.order or "raster",
+                            text=args.text, guidance=args.guidance)
+    settings.check()
+    if args.threads is not None and args.threads <= 0:
+        raise UserError(f"--threads must be positive, got {args.threads}")
+    out = check_clip_output(args.output, args.overwrite)
+    if still_path is not None and is_video_file(still_path):
+        raise UserError(f"{still_path} is a video; animate takes a still image (PNG, JPEG, ...)")
+    still = load_rgb(still_path) if still_path else None
+    if still is not None:
+        height, width = still.shape[:2]
+        if (args.width or width) != width or (args.height or height) != height:
+            raise UserError(f"animate keeps the still's size ({width}x{height}); resize the still instead")
+    else:
+        if not args.width or not args.height:
+            raise UserError("generate --frames needs --width and --height")
+        width, height = args.width, args.height
+    check_frame_size(width, height)
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
+    bundle = load_bundle(args.model, args.device, video=True)
+    try:
+        resolve_backend(args.attn_backend, next(bundle.transformer.parameters()).device)
+    except ValueError as err:
+        raise UserError(f"--attn-backend: {err}") from None
+    result = run_clip(bundle, still, width, height, settings, run_dir=args.run_dir, resume=args.resume,
+                      temp_parent=out.parent, temp_prefix=f".{out.name}.run.", backend=args.attn_backend,
+                      progress=not args.quiet, announce=not args.quiet)
+    write_clip(result.frames, out, result.spec.fps, args.overwrite)
+    if result.temporary:
+        remove_run_dir(result.run_dir)
+    if not args.quiet:
+        spec = result.spec
+        print(f"wrote {out} ({spec.frames} frames of {spec.width}x{spec.height} at {spec.fps:g} fps)")
+    return 0
+
+
+def clip_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags a clip job adds (animate has them all; generate gains --frames and --fps)."""
+    parser.add_argument("--frames", type=int, default=None, metavar="T",
+                        help="frames of the clip (generate: makes a clip instead of an image)")
+    parser.add_argument("--fps", type=float, default=8.0, help="frames per second of the output clip (default 8)")
+
+
+def register_animate(subparsers: argparse._SubParsersAction, sampling_flags: Callable) -> None:
+    animate = subparsers.add_parser("animate", help="animate a still image: clouds, mist and water move")
+    animate.add_argument("input", help="the still (frame 0 of the clip)")
+    sampling_flags(animate, clip=True)
+    clip_flags(animate)
+    animate.set_defaults(func=lambda args: run_clip_job(args, args.input), frames=16)

@@ -1,0 +1,149 @@
+"""The clip engine end to end on a tiny random video model: animate and generate --frames,
+frame 0 = the still's reconstruction, batch invariance, resume equality, a pool that does not
+grow with the clip's length, training on frame folders, and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nuwa_inf
+from conftest import smooth_image
+from model_fixtures import make_model_dir
+from nuwa_inf.cli import main
+from nuwa_inf.infer.bundle import load_bundle
+from nuwa_inf.infer.clip_cli import ClipSettings, run_clip
+
+
+@pytest.fixture(scope="module")
+def video_model(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("video_model"), extent_t=1, rope_time_dims=4)
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("image_model"))
+
+
+@pytest.fixture
+def still(tmp_path):
+    path = tmp_path / "still.png"
+    Image.fromarray(smooth_image(64, 128, seed=3)).save(path)
+    return path
+
+
+def test_animate_keeps_the_still_as_frame_0_and_moves(video_model, still, tmp_path):
+    model = nuwa_inf.load(video_model)
+    clip = model.animate(still, frames=5, seed=1)
+    assert clip.shape == (5, 64, 128, 3) and clip.dtype == np.uint8
+    recon = np.asarray(model.reconstruct(still))
+    assert np.array_equal(clip[0], recon)
+    changes = [np.abs(clip[t + 1].astype(int) - clip[t]).mean() for t in range(4)]
+    assert all(change > 0 for change in changes)
+
+
+def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model, still, tmp_path):
+    bundle = load_bundle(video_model, "cpu", video=True)
+    image = np.asarray(Image.open(still))
+    whole = run_clip(bundle, image, 128, 64, ClipSettings(frames=4, batch=16), run_dir=tmp_path / "a",
+                     progress=False)
+    one = run_clip(bundle, image, 128, 64, ClipSettings(frames=4, batch=1), run_dir=tmp_path / "b", progress=False)
+    frames_a = [np.asarray(Image.open(p)) for p in whole.frames]
+    assert all(np.array_equal(x, np.asarray(Image.open(p))) for x, p in zip(frames_a, one.frames, strict=True))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_three(done, total):
+        if done >= 3:
+            raise Stop
+
+    from nuwa_inf.infer.clip_engine import ClipRun, ClipSpec
+    spec = ClipSpec(width=128, height=64, frames=4, animate=True, model_hash=bundle.weights_hash)
+    run_dir = tmp_path / "killed"
+    run_dir.mkdir()
+    killed = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False, on_progress=stop_after_three)
+    killed.checkpoint_seconds = 0          # state after every wave
+    with pytest.raises(Stop):
+        killed.run(False)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert 0 < state["wave"] < 6
+    paths = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False).run(True)
+    assert all(np.array_equal(x, np.asarray(Image.open(p))) for x, p in zip(frames_a, paths, strict=True))
+
+
+def test_the_pool_does_not_grow_with_the_clip(video_model, still, tmp_path):
+    from nuwa_inf.infer.clip_engine import ClipRun, ClipSpec
+
+    bundle = load_bundle(video_model, "cpu", video=True)
+    image = np.asarray(Image.open(still))
+    peaks = []
+    for frames in (3, 9):
+        spec = ClipSpec(width=128, height=64, frames=frames, model_hash=bundle.weights_hash)
+        (tmp_path / str(frames)).mkdir()
+        job = ClipRun(bundle, spec, tmp_path / str(frames), image, progress=False)
+        job.run(False)
+        peaks.append(job.peak_pool)
+    assert peaks[0] == peaks[1] <= 2 * 2 * 2   # at most the frame before and this one, 2×2 patches each
+
+
+def test_generate_frames_writes_a_gif_with_the_right_durations(video_model, tmp_path):
+    out = tmp_path / "clip.gif"
+    assert main(["generate", "--frames", "3", "--fps", "4", "--width", "128", "--height", "64", "-o", str(out),
+                 "--model", str(video_model), "--quiet", "--threads", "1"]) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3 and gif.size == (128, 64)
+        assert gif.info["duration"] == 250   # milliseconds
+
+
+def test_animate_cli_writes_a_frame_folder(video_model, still, tmp_path):
+    out = tmp_path / "frames/"
+    assert main(["animate", str(still), "-o", str(out) + "/", "--frames", "3", "--model", str(video_model),
+                 "--quiet", "--threads", "1"]) == 0
+    assert len(list(out.glob("*.png"))) == 3
+
+
+def test_train_model_video_on_frame_folders_makes_a_video_model(video_model, tmp_path):
+    clips = tmp_path / "clips"
+    for c in range(2):
+        folder = clips / f"clip_{c:05d}"
+        folder.mkdir(parents=True)
+        base = smooth_image(64, 160, seed=c)
+        for t in range(4):
+            Image.fromarray(np.roll(base, 4 * t, axis=1)[:, :128]).save(folder / f"frame_{t:04d}.png")
+        (clips / f"clip_{c:05d}.txt").write_text("a scroll landscape by day\n")
+    out = tmp_path / "trained"
+    assert main(["train", "model", "--video", "--frames", "2", "--data", str(clips), "--out", str(out),
+                 "--tokenizer", str(video_model / "tokenizer"), "--config", "tiny", "--set", "crop_rows=1",
+                 "--set", "crop_cols=2", "--steps", "4", "--save-every", "2", "--val-every", "2"]) == 0
+    bundle = load_bundle(out, "cpu", video=True)
+    assert bundle.transformer.cfg.extent_t == 1 and bundle.transformer.cfg.crop_frames == 2
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 4 and "val_bits" in log[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frames", "0"], "--frames"),
+    (["--frames", "3", "--fps", "0"], "--fps"),
+    (["--frames", "3", "-o", "clip.avi"], "frame folder"),
+])
+def test_bad_clip_flags_get_one_line_and_exit_2(video_model, still, tmp_path, capsys, argv, message):
+    base = ["animate", str(still), "--model", str(video_model), "--quiet", "-o", str(tmp_path / "c.gif")]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_animate_refuses_an_image_model_and_a_video_as_input(image_model, video_model, still, tmp_path, capsys):
+    assert main(["animate", str(still), "-o", str(tmp_path / "c.gif"), "--model", str(image_model), "--quiet"]) == 2
+    assert "video" in capsys.readouterr().err
+    fake = tmp_path / "input.mp4"
+    fake.write_bytes(b"not really")
+    assert main(["animate", str(fake), "-o", str(tmp_path / "c.gif"), "--model", str(video_model), "--quiet"]) == 2
+    assert "still image" in capsys.readouterr().err
+    existing = tmp_path / "there.gif"
+    existing.write_bytes(b"keep me")
+    assert main(["animate", str(still), "-o", str(existing), "--model", str(video_model), "--quiet"]) == 2
+    assert existing.read_bytes() == b"keep me"
