@@ -14,6 +14,7 @@ MIRROR_STEPS=${MIRROR_STEPS:-1200}
 DECODER_STEPS=${DECODER_STEPS:-600}
 MEMORY_STEPS=${MEMORY_STEPS:-400}
 TEXT_STEPS=${TEXT_STEPS:-300}
+VIDEO_STEPS=${VIDEO_STEPS:-400}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -104,6 +105,27 @@ $BIN/nuwa-inf train model --data "$RUN/data/train21" --val-data "$RUN/data/val" 
   $( [ -f "$RUN/model_text/checkpoints/latest.json" ] && echo --resume || \
      echo --init "$RUN/model_memory" --set text_len=32 --set lr=1e-3 )
 
+# 7. the video transformer (animate, generate --frames): the bundled image transformer (4d) fine-tuned
+#    on 24 procedural clips of 16 frames at 512×256 (seeds from 30000; 4 validation clips from 96000),
+#    crops of 3 frames × 1×2 patches, 1 frame back (extent_t 1: the direction controller's tables
+#    grow a Δt = -1 block that starts as a copy of the spatial one), 8 rotary time channels, a text
+#    encoder on the clips' captions, the whole model trained
+[ -f "$RUN/data/clips/.done" ] || {
+  $BIN/nuwa-inf data procedural --video --frames 16 --width 512 --height 256 --count 48 --seed 30000 \
+    --out "$RUN/data/clips"; touch "$RUN/data/clips/.done"; }
+[ -f "$RUN/data/clips_val/.done" ] || {
+  $BIN/nuwa-inf data procedural --video --frames 16 --width 512 --height 256 --count 4 --seed 96000 \
+    --out "$RUN/data/clips_val"; touch "$RUN/data/clips_val/.done"; }
+mkdir -p "$RUN/data/clips24"
+for d in $(ls -d "$RUN"/data/clips/clip_* | grep -v '\.txt$' | head -24); do
+  ln -sfn "$(readlink -f "$d")" "$RUN/data/clips24/"; ln -sf "$(readlink -f "$d.txt")" "$RUN/data/clips24/"; done
+$BIN/nuwa-inf train model --video --frames 3 --data "$RUN/data/clips24" --val-data "$RUN/data/clips_val" \
+  --out "$RUN/video_model" --steps "$VIDEO_STEPS" --save-every 25 --val-every 50 --keep-best --no-flips \
+  $( [ -f "$RUN/video_model/checkpoints/latest.json" ] && echo --resume || \
+     echo --init "$RUN/model_memory" --set crop_rows=1 --set crop_cols=2 --set rope_time_dims=8 \
+       --set text_len=32 --set lr=3e-4 )
+
 # 6. export fp16 weights into the package: stage 4d's transformer (4e's once it proves itself on
 #    benchmarks/bench_text.py), stage 5's tokenizer
 $BIN/python -m nuwa_inf.assets.export "$RUN/model_memory" nuwa_inf/assets/default "$RUN/tokenizer_texture"
+$BIN/python -m nuwa_inf.assets.export "$RUN/video_model" nuwa_inf/assets/default --video

@@ -28,6 +28,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
     import nuwa_inf.infer.bundle
 
     tiny = make_model_dir(tmp_path / "tiny_model")
+    video = make_model_dir(tmp_path / "tiny_video", extent_t=1, rope_time_dims=4)   # same tokenizer (seed 0)
+    (video / "transformer").rename(tiny / "video")
     for module in (nuwa_inf.assets, nuwa_inf.infer.bundle):  # what "the bundled model" resolves to
         monkeypatch.setattr(module, "default_model_dir", lambda: tiny)
     work = tmp_path / "work"

@@ -41,7 +41,7 @@ def list_clips(root: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise UserError(f"clip data not found: {root}")
     clips = []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, followlinks=True):   # linked clip folders count
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(folder)
         clips += [here / f for f in files if is_video_file(f) and not f.startswith(".")]
