@@ -1,28 +1,40 @@
-"""Video benchmark: animate held-out procedural stills and compare the clips with the real ones.
+"""Animation benchmark with an answer key: animate frame 0 of a procedural clip, compare with the clip.
 
-Each case is a procedural clip (seeds from 97000, attributes fixed per case across day /
-sunset / night, lake / river) that no model trained on. Its frame 0 is the still; the model
-animates it to `--frames` frames (`Model.animate`), and the generated clip is scored beside
-the real clip with `nuwa_inf/eval/video_metrics.py`:
+A procedural clip is known at every frame (`render_clip`: clouds and mist drift, the water
+shimmers, the sun moves), so its frame 0 is a still whose true animation is the clip itself.
+For each case (fixed attributes: palette, time of day, water, snow, mist; seed 97000 + i, a
+seed no bundled model trained on) the still is animated to `--frames` frames by
+`nuwa_inf.load(--model).animate(still, frames=T, seed=...)` (timed), and the generated clip is
+scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
 
-  motion ratio     generated motion ÷ real motion (target 0.5–2)
-  flicker ratio    generated flicker ÷ real flicker (target ≤ 1.5)
-  identical pairs  consecutive generated frames that are the same (target 0)
-  drift ratio      generated drift (last frame vs frame 0, block statistics) ÷ real drift
-  first-frame PSNR frame 0 vs the still (the tokenizer's round trip bounds it)
-  seam             mean per-frame seam ratio (target ≤ 1.05)
-  s/frame          wall time per generated frame
-and peak RSS of one animation at each of `--rss-frames` (each in a fresh subprocess: the
-pool is bounded by the extent in time, so 16 and 64 frames should peak alike).
-`--real-only` scores the real clips and a frozen copy of each (what "no motion" scores), no model.
+    motion ×      generated motion ÷ real motion (mean |Δluma| per frame step); 0 = frozen
+    flicker ×     generated flicker ÷ real flicker (change undone by the next step); real
+                  drift hardly goes back and forth (≈ 0.02 levels), so this ratio is large
+                  for anything noisy: read it beside the absolute `flicker` in the JSON
+    identical     consecutive generated frames within 1 level everywhere (T − 1 = frozen)
+    drift ×       block-statistics change frame 0 → T−1, generated ÷ real (1 = as far as real)
+    PSNR          frame 0 against the still (the tokenizer's round trip bounds it)
+    seam          mean per-frame seam ratio (1.0 = no visible 256-px patch borders), beside
+                  the real clip's
+    s / frame     wall seconds of `animate` per generated frame (T − 1 of them)
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video.py --real-only
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video.py --cases 4 --json /work/runs/bench_video.json \\
-        --picture docs/animation.webp --strip docs/animation_frames.png --rss-frames 16,64
+`--rss-frames 16,64` measures the peak RSS of one animation of each length in a fresh
+subprocess (this script with `--rss-child`), so peaks do not mix.
+
+`--real-only` needs no model: it scores each real clip against itself (ratios 1 by definition:
+the real clip's absolute figures are the yardstick) and two baselines built from it, *frozen*
+(frame 0 repeated: what "no motion" scores) and *shuffled* (the real frames in a random order:
+real content without continuity). Its picture and strip show real beside frozen.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video.py --real-only --cases 4
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video.py --model /work/runs/video_model --cases 4 \\
+        --json /work/runs/bench_video/run.json --picture docs/animation.webp --strip /work/runs/bench_video/strip.png \\
+        --rss-frames 16,64
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import resource
 import subprocess
@@ -31,114 +43,317 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from nuwa_inf.data.procedural import render_clip
+from bench_continuation import _font, git_state, save_small_webp, write_json
+from common import machine_info, print_table  # (adds the repo to sys.path)
+from nuwa_inf.data.procedural import caption, full_attributes, render_clip
+from nuwa_inf.errors import UserError
 from nuwa_inf.eval.video_metrics import clip_figures
 
-CASES = [{"time": "day", "water": "lake"}, {"time": "sunset", "water": "lake"},
-         {"time": "night", "water": "river"}, {"time": "day", "water": "river", "palette": "ink"}]
-SEED = 97000
+CLIP_SEED = 97000  # case i renders seed CLIP_SEED + i
+CASES = [  # (name, fixed attributes); trees come from the seed
+    ("blue-green day, lake", {"palette": "blue-green", "time": "day", "water": "lake", "snow": False, "mist": True}),
+    ("ink sunset, river", {"palette": "ink", "time": "sunset", "water": "river", "snow": False, "mist": True}),
+    ("blue-green night, river", {"palette": "blue-green", "time": "night", "water": "river", "snow": False,
+                                 "mist": True}),
+    ("ink snowy day, lake", {"palette": "ink", "time": "day", "water": "lake", "snow": True, "mist": True}),
+    ("blue-green sunset, lake", {"palette": "blue-green", "time": "sunset", "water": "lake", "snow": False,
+                                 "mist": False}),
+    ("ink night, lake", {"palette": "ink", "time": "night", "water": "lake", "snow": False, "mist": True}),
+]
+PICTURE_BYTES = 600_000  # the animated README picture
+RATIO_KEYS = ("motion_ratio", "flicker_ratio", "identical_pairs", "drift", "first_frame_psnr", "seam",
+              "real_seam")
 
 
-def real_clip(case: int, width: int, height: int, frames: int) -> np.ndarray:
-    return render_clip(width, height, frames, SEED + case, CASES[case % len(CASES)])
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def score(real: np.ndarray, generated: np.ndarray, seconds: float | None) -> dict:
-    """Figures of the generated clip and their ratios to the real clip's."""
-    mine, truth = clip_figures(generated, real[0]), clip_figures(real)
-    out = {**{k: round(v, 4) for k, v in mine.items()},
-           "motion_ratio": round(mine["motion"] / max(truth["motion"], 1e-9), 3),
-           "flicker_ratio": round(mine["flicker"] / max(truth["flicker"], 1e-9), 3),
-           "drift_ratio": round(mine["drift"] / max(truth["drift"], 1e-9), 3),
-           "real": {k: round(v, 4) for k, v in truth.items()}}
+def case_spec(index: int) -> dict:
+    name, attrs = CASES[index % len(CASES)]
+    seed = CLIP_SEED + index
+    return {"index": index, "name": name, "seed": seed, "attrs": full_attributes(seed, attrs)}
+
+
+def real_clip(case: dict, width: int, height: int, frames: int) -> np.ndarray:
+    """(frames, height, width, 3) uint8: the case's true animation."""
+    return render_clip(width, height, frames, case["seed"], case["attrs"])
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _ratio(num: float, den: float) -> float:
+    if den == 0:
+        return 1.0 if num == 0 else float("inf")
+    return num / den
+
+
+def score(clip: np.ndarray, real: np.ndarray, seconds: float | None = None, truth: dict | None = None) -> dict:
+    """`clip`'s figures beside the real clip's (`truth`: its `clip_figures`, computed if not given):
+    motion and flicker ratios, drift ratio, first-frame PSNR against real frame 0, seams."""
+    mine = clip_figures(clip, real, still=real[0])
+    truth = truth or clip_figures(real, real)
+    out = {**mine, "motion_ratio": _ratio(mine["motion"], truth["motion"]),
+           "flicker_ratio": _ratio(mine["flicker"], truth["flicker"]), "real_motion": truth["motion"],
+           "real_flicker": truth["flicker"], "real_seam": truth["seam"]}
     if seconds is not None:
-        out["seconds_per_frame"] = round(seconds / max(1, generated.shape[0] - 1), 2)
+        out["wall_s"] = seconds
+        out["s_per_frame"] = seconds / max(1, len(clip) - 1)
     return out
 
 
-def peak_rss(model: str | None, frames: int, width: int, height: int) -> float:
-    """Peak RSS (MiB) of one animation of `frames` frames, in a fresh process."""
-    code = ("import resource, sys, nuwa_inf\n"
-            "from benchmarks.bench_video import real_clip\n"
-            f"still = real_clip(0, {width}, {height}, 1)[0]\n"
-            f"nuwa_inf.load({model!r}).animate(still, frames={frames}, output=None)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+def baselines(real: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """What a model that does not animate (frozen) or animates without continuity (shuffled) scores."""
+    order = np.random.default_rng(seed).permutation(len(real))
+    return {"real": real, "frozen": np.repeat(real[:1], len(real), axis=0), "shuffled": real[order]}
 
 
-def write_picture(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]], fps: float) -> None:
-    """An animated WebP: per case real (top) over generated (bottom), cases side by side."""
-    frames = [np.concatenate([np.concatenate([r[t], g[t]], axis=0) for r, g in pairs], axis=1)
-              for t in range(pairs[0][0].shape[0])]
-    images = [Image.fromarray(f).resize((f.shape[1] // 2, f.shape[0] // 2), Image.LANCZOS) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, quality=85)
+def mean_figures(records: list[dict], keys: tuple[str, ...]) -> dict:
+    out = {}
+    for key in keys:
+        values = [r[key] for r in records if r.get(key) is not None]
+        out[key] = float(np.mean(values)) if values else None
+    return out
 
 
-def write_strip(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """A still contact sheet: per case frames 0, T/2, T-1 of the real clip, then of the generated one."""
+def fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return "inf" if np.isinf(value) else f"{value:.{digits}f}"
+
+
+def table_row(label: str, figures: dict) -> list[str]:
+    return [label, fmt(figures["motion_ratio"]), fmt(figures["motion"]), fmt(figures["flicker_ratio"], 1),
+            fmt(figures["flicker"], 3), fmt(figures["identical_pairs"]), fmt(figures["drift"]),
+            fmt(figures["first_frame_psnr"], 1), f"{fmt(figures['seam'], 3)} ({fmt(figures.get('real_seam'), 3)})",
+            fmt(figures.get("s_per_frame"), 1)]
+
+
+HEADERS = ["case", "motion ×", "motion", "flicker ×", "flicker", "identical", "drift ×", "PSNR", "seam (real)",
+           "s / frame"]
+
+
+# ---------------------------------------------------------------- pictures
+
+
+def _thumb(frame: np.ndarray, width: int) -> np.ndarray:
+    height = round(frame.shape[0] * width / frame.shape[1])
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def _label_bar(texts: list[str], width: int, height: int = 16) -> np.ndarray:
+    """(height, width · len(texts), 3) uint8: a dark bar with each text over its column."""
+    bar = Image.new("RGB", (width * len(texts), height), (30, 30, 30))
+    draw = ImageDraw.Draw(bar)
+    for i, text in enumerate(texts):
+        draw.text((i * width + 4, 2), text, fill=(235, 235, 235), font=_font(height - 4))
+    return np.asarray(bar)
+
+
+def animation_frames(pairs: list[tuple[str, np.ndarray, np.ndarray]], generated_name: str,
+                     thumb_width: int) -> list[Image.Image]:
+    """Per frame t: for each case a labelled row real | generated, cases stacked top to bottom."""
+    frames = []
+    for t in range(len(pairs[0][1])):
+        rows = []
+        for name, real, generated in pairs:
+            rows.append(_label_bar([f"real: {name}", generated_name], thumb_width))
+            rows.append(np.concatenate([_thumb(real[t], thumb_width), _thumb(generated[t], thumb_width)], axis=1))
+        frames.append(Image.fromarray(np.concatenate(rows, axis=0)))
+    return frames
+
+
+def save_animation(frames: list[Image.Image], path: Path, fps: float, limit: int = PICTURE_BYTES) -> int:
+    """Animated WebP at the highest quality (80, 70, ...) under `limit` bytes; each frame round(1000 / fps) ms."""
+    for quality in range(80, 9, -10):
+        buffer = io.BytesIO()
+        frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=round(1000 / fps),
+                       loop=0, quality=quality, method=4)
+        if buffer.tell() < limit:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return buffer.tell()
+
+
+def contact_sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], generated_name: str,
+                  thumb_width: int) -> Image.Image:
+    """Per case a row: frames 0, T/2, T−1 of the real clip, then of the generated one, labelled."""
     rows = []
-    for real, generated in pairs:
-        picks = [0, real.shape[0] // 2, real.shape[0] - 1]
-        rows.append(np.concatenate([real[t] for t in picks] + [generated[t] for t in picks], axis=1))
-    sheet = np.concatenate(rows, axis=0)
-    Image.fromarray(sheet).resize((sheet.shape[1] // 2, sheet.shape[0] // 2), Image.LANCZOS).save(path)
+    for name, real, generated in pairs:
+        picks = [0, len(real) // 2, len(real) - 1]
+        rows.append(_label_bar([f"real {t}" if i else f"{name}: real {t}" for i, t in enumerate(picks)]
+                               + [f"{generated_name} {t}" for t in picks], thumb_width))
+        rows.append(np.concatenate([_thumb(clip[t], thumb_width) for clip in (real, generated) for t in picks], axis=1))
+    return Image.fromarray(np.concatenate(rows, axis=0))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
-    parser.add_argument("--cases", type=int, default=4)
+# ---------------------------------------------------------------- peak RSS
+
+
+def rss_child(args: argparse.Namespace) -> int:
+    """In a fresh process: load the model, animate case 0's still once, print the peaks (MiB) as JSON."""
+    import nuwa_inf
+
+    still = real_clip(case_spec(0), args.width, args.height, 1)[0]
+    model = nuwa_inf.load(args.model, device=args.device)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    started = time.monotonic()
+    model.animate(still, frames=args.rss_child, seed=args.seed)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"frames": args.rss_child, "peak_rss_mib": peak, "after_load_mib": loaded,
+                      "wall_s": time.monotonic() - started}))
+    return 0
+
+
+def peak_rss(args: argparse.Namespace, frames: int) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--rss-child", str(frames), "--width", str(args.width),
+               "--height", str(args.height), "--device", args.device, "--seed", str(args.seed)]
+    if args.model:
+        command += ["--model", str(args.model)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"the peak-RSS run of {frames} frames failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- main
+
+
+def run_real_only(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    records, pairs, rows = [], [], []
+    for i in range(args.cases):
+        case = case_spec(i)
+        real = real_clip(case, args.width, args.height, args.frames)
+        clips = baselines(real, case["seed"])
+        truth = clip_figures(real, real)
+        figures = {name: score(clip, real, truth=truth) for name, clip in clips.items()}
+        records.append({**case, "figures": figures})
+        rows += [[f"{case['name']}: {name}", *table_row(name, f)[1:]] for name, f in figures.items()]
+        pairs.append((case["name"], real, clips["frozen"]))
+        log(f"case {i}: {case['name']} (seed {case['seed']}): real motion {figures['real']['motion']:.2f}, "
+            f"flicker {figures['real']['flicker']:.3f}")
+    payload["cases"] = records
+    payload["mean"] = {name: mean_figures([r["figures"][name] for r in records], RATIO_KEYS + ("motion", "flicker"))
+                       for name in ("real", "frozen", "shuffled")}
+    print(f"\nreal clips scored against themselves and two baselines ({args.cases} cases, "
+          f"{args.width}x{args.height}, {args.frames} frames)")
+    print_table(HEADERS, rows + [[f"mean: {name}", *table_row(name, {**m, "s_per_frame": None})[1:]]
+                                 for name, m in payload["mean"].items()])
+    return pairs
+
+
+def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    import nuwa_inf
+
+    model = nuwa_inf.load(args.model, device=args.device)
+    payload["settings"]["model_dir"] = str(model.directory)
+    records, pairs, rows = [], [], []
+    for i in range(args.cases):
+        case = case_spec(i)
+        real = real_clip(case, args.width, args.height, args.frames)
+        options = {"text": caption(case["attrs"])} if args.text else {}
+        started = time.monotonic()
+        generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
+                                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                             **options))
+        seconds = time.monotonic() - started
+        if generated.shape != real.shape or generated.dtype != np.uint8:
+            raise UserError(f"animate returned {generated.shape} {generated.dtype}, expected {real.shape} uint8")
+        figures = score(generated, real, seconds)
+        records.append({**case, "prompt": options.get("text"), "figures": figures})
+        rows.append(table_row(case["name"], figures))
+        pairs.append((case["name"], real, generated))
+        log(f"case {i}: {case['name']}: {seconds:.1f} s, motion × {figures['motion_ratio']:.2f}, "
+            f"flicker × {figures['flicker_ratio']:.1f}, drift × {figures['drift']:.2f}")
+        if args.keep_clips:
+            Path(args.keep_clips).mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(Path(args.keep_clips) / f"case{i}.npz", real=real, generated=generated)
+    payload["cases"] = records
+    payload["mean"] = mean_figures([r["figures"] for r in records], RATIO_KEYS + ("motion", "flicker", "s_per_frame"))
+    print(f"\nanimations of {args.cases} held-out stills ({args.width}x{args.height}, {args.frames} frames)")
+    print_table(HEADERS, rows + [table_row("mean", payload["mean"])])
+    if args.rss_frames:
+        payload["peak_rss"] = [peak_rss(args, frames) for frames in args.rss_frames]
+        print_table(["frames", "peak RSS MiB", "after load MiB", "s"],
+                    [[r["frames"], f"{r['peak_rss_mib']:.0f}", f"{r['after_load_mib']:.0f}", f"{r['wall_s']:.0f}"]
+                     for r in payload["peak_rss"]])
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model directory with a video transformer (default: bundled)")
+    parser.add_argument("--cases", type=int, default=4, help=f"clips (styles cycle through {len(CASES)})")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--fps", type=float, default=8.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--picture", default=None, help="animated WebP of real vs generated")
-    parser.add_argument("--strip", default=None, help="PNG contact sheet of real vs generated")
-    parser.add_argument("--rss-frames", default="", help="e.g. 16,64: peak RSS of one animation per count")
-    parser.add_argument("--real-only", action="store_true", help="score real clips and frozen copies, no model")
-    args = parser.parse_args()
-    results: dict = {"cases": [], "args": vars(args)}
-    pairs = []
-    model = None
-    if not args.real_only:
-        import nuwa_inf
-        model = nuwa_inf.load(args.model)
-    for case in range(args.cases):
-        real = real_clip(case, args.width, args.height, args.frames)
-        if model is None:
-            generated, seconds = np.repeat(real[:1], args.frames, axis=0), None     # frozen: "no motion"
-            record = {"real_vs_frozen": score(real, generated, None), "real_vs_real": score(real, real, None)}
-        else:
-            started = time.monotonic()
-            generated = model.animate(real[0], frames=args.frames, seed=args.seed + case)
-            seconds = time.monotonic() - started
-            record = score(real, generated, seconds)
-        record["attributes"] = CASES[case % len(CASES)]
-        results["cases"].append(record)
-        pairs.append((real, generated))
-        print(json.dumps({"case": case, **record}))
-    if model is not None:
-        keys = ["motion_ratio", "flicker_ratio", "drift_ratio", "identical_pairs", "first_frame_psnr", "seam",
-                "seconds_per_frame"]
-        results["mean"] = {k: round(float(np.mean([c[k] for c in results["cases"]])), 3) for k in keys}
-        print("mean:", json.dumps(results["mean"]))
-    if args.rss_frames and model is not None:
-        results["peak_rss_mib"] = {n: round(peak_rss(args.model, int(n), args.width, args.height), 1)
-                                   for n in args.rss_frames.split(",")}
-        print("peak RSS (MiB):", results["peak_rss_mib"])
-    results["bench_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    parser.add_argument("--fps", type=float, default=8.0, help="playback rate of --picture")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (the case index is added)")
+    parser.add_argument("--text", action="store_true", help="animate with the case's caption as the prompt")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--real-only", action="store_true", help="no model: real clips vs frozen / shuffled baselines")
+    parser.add_argument("--rss-frames", default="", help="comma-separated clip lengths, e.g. 16,64: peak RSS of each")
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None, help="write all figures here")
+    parser.add_argument("--picture", default=None, help="animated WebP, real | generated per case (README)")
+    parser.add_argument("--strip", default=None, help="PNG contact sheet: frames 0, T/2, T-1 of real and generated")
+    parser.add_argument("--picture-cases", type=int, default=3, help="cases in --picture and --strip")
+    parser.add_argument("--thumb-width", type=int, default=320)
+    parser.add_argument("--keep-clips", default=None, help="save each case's real and generated clip (npz) here")
+    args = parser.parse_args(argv)
+    try:
+        args.rss_frames = [int(n) for n in args.rss_frames.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--rss-frames must be comma-separated frame counts, got {args.rss_frames!r}")
+    if args.cases < 1 or args.frames < 3 or args.width < 64 or args.height < 64 or args.fps <= 0:
+        parser.error("need --cases ≥ 1, --frames ≥ 3, --width and --height ≥ 64, --fps > 0")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        if args.rss_child is not None:
+            return rss_child(args)
+        return run(args)
+    except UserError as error:
+        print(f"bench_video: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    payload = {"settings": {**vars(args), "git": git_state()}, "machine": machine_info(args.threads),
+               "what": "real-only" if args.real_only else "animate"}
+    pairs = run_real_only(args, payload) if args.real_only else run_model(args, payload)
+    generated_name = "frozen (baseline)" if args.real_only else "generated"
+    shown = pairs[:args.picture_cases]
     if args.picture:
-        write_picture(Path(args.picture), pairs, args.fps)
+        size = save_animation(animation_frames(shown, generated_name, args.thumb_width), Path(args.picture), args.fps)
+        log(f"picture: {args.picture} ({size / 1000:.0f} KB, {args.frames} frames at {args.fps:g} fps)")
+        payload["picture"] = args.picture
     if args.strip:
-        write_strip(Path(args.strip), pairs)
+        sheet = contact_sheet(shown, generated_name, args.thumb_width)
+        Path(args.strip).parent.mkdir(parents=True, exist_ok=True)
+        if Path(args.strip).suffix.lower() == ".webp":
+            save_small_webp(sheet, Path(args.strip))
+        else:
+            sheet.save(args.strip)
+        log(f"strip: {args.strip}")
+        payload["strip"] = args.strip
+    payload["wall_s"] = time.monotonic() - started
+    log(f"done in {payload['wall_s']:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_json(Path(args.json), payload)
     return 0
 
 

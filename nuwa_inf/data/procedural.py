@@ -41,6 +41,18 @@ TREES = (None, "pines", "mixed")
 
 PAPER = (0.925, 0.895, 0.815)
 
+# Motion of `render_clip`, in heights per frame (clips play at 8 fps). Every moving field is
+# sampled at x − frame·speed·H, so frame 0 is the still whatever the speeds. At 512×256 and 16
+# frames the clouds drift 61 px and the mist, nearer, 115 px; the water shimmers. Slower
+# (0.004, 0.006) the clouds and mist barely moved (0.06-0.2 levels a frame in the sky, 0.04 in
+# the mist bands) and only the water did; faster water (0.01, 0.02) changed almost
+# independently from frame to frame, its streaks jumping further than their own width.
+CLOUD_DRIFT = 0.016
+MIST_DRIFT = 0.03
+WOBBLE_DRIFT = 0.005    # the reflection's ripples
+STREAK_DRIFT = 0.01     # light and dark streaks and glints on the water
+SUN_DRIFT = 0.001
+
 
 def sample_attributes(seed: int) -> dict:
     """Draw the scene attributes for `seed` (JSON-serialisable dict)."""
@@ -331,7 +343,7 @@ def _paint_sky(scene: Scene, xs: np.ndarray, ys: np.ndarray, frame: float) -> np
     img[:] = column[:, :, None]
     # clouds: horizontally stretched fbm, thresholded into soft banks, drifting with the frame
     rows = int(0.6 * H)
-    cx = xs - frame * 0.004 * H
+    cx = xs - frame * CLOUD_DRIFT * H
     c = fbm2(cx, ys[:rows], 0.45 * H, 0.07 * H, 5, scene.salt + 1, min_cell=2.0)
     band = smoothstep(0.0, 0.08, v[:rows]) * (F32(1.0) - smoothstep(0.3, 0.55, v[:rows]))
     density = smoothstep(0.5, 0.72, c) * band[:, None] * F32(scene.cloud_amount)
@@ -357,7 +369,7 @@ def _sun_position(scene: Scene, frame: float) -> tuple[float, float]:
     """Sun / moon centre in pixels; it drifts a little from frame to frame (it sets at sunset)."""
     H = scene.height
     rise = 0.0012 if scene.attrs["time"] == "sunset" else -0.0004
-    return scene.sun_u * H + frame * 0.001 * H, (scene.sun_v + frame * rise) * H
+    return scene.sun_u * H + frame * SUN_DRIFT * H, (scene.sun_v + frame * rise) * H
 
 
 def _paint_layer(scene: Scene, layer: Layer, img: np.ndarray, xs: np.ndarray, ys: np.ndarray,
@@ -431,7 +443,7 @@ def _paint_mist(scene: Scene, layer: Layer, img: np.ndarray, xs: np.ndarray, ys:
     if r1 <= r0:
         return
     band = np.maximum(F32(0.0), F32(1.0) - ((ys[r0:r1] - centre) / half).astype(F32) ** 2) ** 2
-    mx = xs - frame * 0.006 * H
+    mx = xs - frame * MIST_DRIFT * H
     wisps = fbm2(mx, ys[r0:r1], 0.5 * H, 0.03 * H, 3, layer.salt + 9, min_cell=2.0)
     density = (F32(0.25) + F32(0.75) * smoothstep(0.35, 0.7, wisps)) * band[:, None] * F32(layer.mist_below)
     _blend(img[:, r0:r1], scene.mist_rgb, density)
@@ -444,14 +456,14 @@ def _paint_water(scene: Scene, img: np.ndarray, xs: np.ndarray, ys: np.ndarray, 
         return
     wy = ys[water_row:]
     depth = ((wy - water_row) / max(1, H - water_row)).astype(F32)[:, None]   # 0 at the line .. 1 at the bottom
-    wobble = noise2(xs - frame * 0.01 * H, wy, 0.05 * H, 0.005 * H, scene.salt + 21) - F32(0.5)
+    wobble = noise2(xs - frame * WOBBLE_DRIFT * H, wy, 0.05 * H, 0.005 * H, scene.salt + 21) - F32(0.5)
     src = F32(2 * water_row) - wy.astype(F32)[:, None] + wobble * (F32(0.004 * H) + F32(0.05 * H) * depth)
     src = np.clip(src, 0, water_row - 1).astype(np.intp)
     flat = img.reshape(3, -1)                                       # gather rows per column
     index = src * img.shape[2] + np.arange(img.shape[2])[None, :]
     water = np.take(flat, index, axis=1)                            # (3, rows, B)
     water += (_col(scene.water_rgb) - water) * (F32(0.35) + F32(0.35) * depth)
-    streaks = noise2(xs - frame * 0.02 * H, wy, 0.09 * H, 0.004 * H, scene.salt + 22)
+    streaks = noise2(xs - frame * STREAK_DRIFT * H, wy, 0.09 * H, 0.004 * H, scene.salt + 22)
     light = smoothstep(0.7, 0.9, streaks) * (F32(0.25) + F32(0.5) * depth)
     _blend(water, np.minimum(F32(1.0), scene.mist_rgb * F32(1.15)), light)
     # a path of glints under the sun or moon

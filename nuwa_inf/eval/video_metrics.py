@@ -1,84 +1,141 @@
-"""Figures of a clip (T, H, W, 3) uint8, for generated clips beside real ones.
+"""Figures of a clip (T, H, W, 3) uint8, to set a generated clip beside a real one.
 
-    motion           mean |L_{t+1} − L_t| per pixel (BT.601 luma, grey levels): how much moves
-    flicker          mean |L_{t+1} − 2 L_t + L_{t−1}|: the temporal second difference. Drift at
-                     a steady speed changes each pixel by about the same amount every frame, so
-                     its second difference is small; noise, popping and back-and-forth changes
-                     make it as large as the change itself or larger
-    identical_pairs  consecutive frames whose pixels differ by at most 1 grey level anywhere
-    drift            how far the last frame's block statistics (mean colour and contrast of
-                     32-px blocks) move from frame 0's: a clip's own figure, to be divided by a
-                     real clip's (1 = drifts as much as real motion does)
-    first_frame_psnr PSNR of frame 0 against the still an animation started from
-    frame_seam_ratio mean seam ratio (eval/seams.py) of the frames: patch borders visible?
+    motion           mean |L_{t+1} − L_t| over pixels and steps, L the BT.601 luma (grey
+                     levels): how much changes from frame to frame.
+    flicker          the part of that change which the next step undoes (grey levels): with
+                     d_t = L_{t+1} − L_t per pixel, each interior frame t contributes
+                     min(|d_{t−1}|, |d_t|) where d_{t−1} and d_t have opposite signs, else 0;
+                     flicker is the mean over pixels and interior frames. A drifting cloud
+                     brightens or darkens a pixel for several frames in a row (no reversal);
+                     noise, popping tokens and alternating frames go back and forth. 0 ≤ flicker,
+                     and it equals motion for frames that alternate A, B, A, B.
+                     Why not the temporal second difference |L_{t+1} − 2L_t + L_{t−1}|: steady
+                     drift is not free of it (a feature passing a pixel has curvature), so it
+                     scored real procedural clips at 0.7–0.9 × their motion against 1.6–1.9 ×
+                     for per-frame noise: a factor 6 apart; the reversal figure put them
+                     50 × apart (256×128, 8 frames: real 0.02, noise σ = 3 levels 1.06,
+                     shuffled frames 1.2, alternating 0.8).
+    identical_pairs  consecutive frames that differ by at most 1 grey level in every value.
+    drift            how far the last frame's block statistics are from frame 0's, generated
+                     over real: per 64-px block at the same place, the distance between its
+                     `block_stats` feature vectors (colour histograms, power spectrum, colour
+                     moments; standardised by the real clip's frame-0 blocks) in frame T−1 and
+                     frame 0, averaged over blocks; drift = that of the clip ÷ that of the
+                     reference clip (1 = moves as far as real motion does, 0 = frozen, ≫ 1 =
+                     turns into another scene).
+    first_frame_psnr frame 0 against the still an animation started from (`nuwa_inf.psnr`: an
+                     exact copy reads 148 dB, its cap).
+    frame_seam_ratio mean over frames of `seams.seam_ratio`: patch borders visible in the frames?
+
+Memory: the per-frame figures hold two or three luma frames at a time, never the clip in float.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .block_stats import FeatureScale, block_features
 from .seams import luma, seam_ratio
 
-BLOCK = 32
+DRIFT_PATCH = 64  # px: blocks of the drift figure (a 512×256 frame has 32)
+IDENTICAL_LEVELS = 1  # consecutive frames within this many levels everywhere are "identical"
 
 
-def _check(clip: np.ndarray, min_frames: int = 2) -> None:
-    if clip.ndim != 4 or clip.shape[-1] != 3 or clip.shape[0] < min_frames:
-        raise ValueError(f"a clip is (T ≥ {min_frames}, H, W, 3), got {clip.shape}")
+def check_clip(clip: np.ndarray, min_frames: int = 1) -> tuple[int, int, int]:
+    """(T, H, W) of a (T, H, W, 3) uint8 clip with at least `min_frames` frames, or ValueError."""
+    if clip.ndim != 4 or clip.shape[3] != 3 or clip.dtype != np.uint8:
+        raise ValueError(f"expected a (T, H, W, 3) uint8 clip, got {clip.shape} {clip.dtype}")
+    if clip.shape[0] < min_frames:
+        raise ValueError(f"this figure needs at least {min_frames} frames, the clip has {clip.shape[0]}")
+    return clip.shape[0], clip.shape[1], clip.shape[2]
 
 
-def clip_luma(clip: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) uint8 → (T, H, W) float32 luma."""
-    return np.stack([luma(frame) for frame in clip])
+def _steps(clip: np.ndarray):
+    """Yield d_t = L_{t+1} − L_t, (H, W) float32, for t = 0 … T−2."""
+    previous = luma(clip[0])
+    for frame in clip[1:]:
+        current = luma(frame)
+        yield current - previous
+        previous = current
 
 
 def motion(clip: np.ndarray) -> float:
-    _check(clip)
-    lum = clip_luma(clip)
-    return float(np.abs(np.diff(lum, axis=0)).mean())
+    """Mean |L_{t+1} − L_t| per pixel and step (grey levels); 0 for a frozen clip."""
+    check_clip(clip, 2)
+    return float(np.mean([np.abs(step).mean(dtype=np.float64) for step in _steps(clip)]))
 
 
 def flicker(clip: np.ndarray) -> float:
-    _check(clip, 3)
-    lum = clip_luma(clip)
-    return float(np.abs(lum[2:] - 2 * lum[1:-1] + lum[:-2]).mean())
+    """Mean change undone by the next step (grey levels): min(|d_{t−1}|, |d_t|) where they reverse sign."""
+    check_clip(clip, 3)
+    steps = _steps(clip)
+    previous, undone = next(steps), []
+    for step in steps:
+        back = np.where(previous * step < 0, np.minimum(np.abs(previous), np.abs(step)), np.float32(0))
+        undone.append(back.mean(dtype=np.float64))
+        previous = step
+    return float(np.mean(undone))
 
 
 def identical_pairs(clip: np.ndarray) -> int:
-    _check(clip)
-    return int(sum(np.abs(clip[t + 1].astype(np.int16) - clip[t]).max() <= 1 for t in range(clip.shape[0] - 1)))
+    """How many consecutive frame pairs differ by at most IDENTICAL_LEVELS in every value."""
+    check_clip(clip, 1)
+    pairs = zip(clip[:-1], clip[1:], strict=True)  # (frame t, frame t+1)
+    return sum(int(np.abs(b.astype(np.int16) - a).max() <= IDENTICAL_LEVELS) for a, b in pairs)
 
 
-def block_features(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) → (blocks, 4): each 32-px block's mean R, G, B and luma standard deviation."""
-    h, w = frame.shape[0] // BLOCK * BLOCK, frame.shape[1] // BLOCK * BLOCK
-    blocks = frame[:h, :w].astype(np.float32).reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, 3)
-    means = blocks.mean(axis=(1, 3)).reshape(-1, 3)
-    lum = luma(frame[:h, :w]).reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
-    return np.concatenate([means, lum.std(axis=(1, 3)).reshape(-1, 1)], axis=1)
+def _block_change(clip: np.ndarray, scale: FeatureScale, patch: int) -> float:
+    """Mean over blocks of |standardised features(frame T−1) − features(frame 0)|, same block positions."""
+    first = scale.apply(block_features(clip[0], patch).features)   # (blocks, N_FEATURES)
+    last = scale.apply(block_features(clip[-1], patch).features)
+    return float(np.linalg.norm(last - first, axis=1).mean())
 
 
-def drift(clip: np.ndarray) -> float:
-    """Mean |features(last frame) − features(frame 0)| over blocks (grey levels)."""
-    _check(clip)
-    return float(np.abs(block_features(clip[-1]) - block_features(clip[0])).mean())
+def drift(clip: np.ndarray, reference_clip: np.ndarray, patch: int = DRIFT_PATCH) -> float:
+    """Block-statistics change from frame 0 to frame T−1 of `clip` ÷ that of `reference_clip`
+    (same frame size): 1 = drifts as far as the reference, 0 = ends where it began."""
+    _, height, width = check_clip(clip, 2)
+    _, ref_height, ref_width = check_clip(reference_clip, 2)
+    if (height, width) != (ref_height, ref_width):
+        raise ValueError(f"the clip's frames are {width}x{height}, the reference's {ref_width}x{ref_height}")
+    reference_blocks = block_features(reference_clip[0], patch).features
+    if len(reference_blocks) < 2:
+        raise ValueError(f"frames of {width}x{height} hold fewer than two {patch}-px blocks: pass a smaller patch")
+    scale = FeatureScale.fit(reference_blocks)
+    mine, real = _block_change(clip, scale, patch), _block_change(reference_clip, scale, patch)
+    if real == 0:
+        return 1.0 if mine == 0 else float("inf")
+    return mine / real
 
 
 def first_frame_psnr(clip: np.ndarray, still: np.ndarray) -> float:
-    mse = float(np.mean((clip[0].astype(np.float64) - still.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+    """PSNR (dB) of frame 0 against `still` (H, W, 3) uint8."""
+    from .. import psnr
+
+    check_clip(clip, 1)
+    return psnr(clip[0], still)
 
 
 def frame_seam_ratio(clip: np.ndarray, patch: int = 256) -> float:
-    """Mean seam ratio of the frames (nan for frames of a single patch: no boundary)."""
-    _check(clip, 1)
-    ratios = [seam_ratio(frame, patch) for frame in clip]
-    return float(np.nanmean(ratios)) if not all(np.isnan(ratios)) else float("nan")
+    """Mean `seam_ratio` of the frames (1.0 = no visible patch borders). Frames need a patch
+    boundary: wider or taller than `patch` (ValueError otherwise)."""
+    _, height, width = check_clip(clip, 1)
+    if width <= patch and height <= patch:
+        raise ValueError(f"frames of {width}x{height} have no {patch}-px patch boundary: "
+                         f"the seam ratio needs a width or height over {patch}")
+    return float(np.mean([seam_ratio(frame, patch) for frame in clip]))
 
 
-def clip_figures(clip: np.ndarray, still: np.ndarray | None = None) -> dict:
-    """Every figure of one clip (first-frame PSNR when the still is given)."""
-    figures = {"motion": motion(clip), "flicker": flicker(clip), "identical_pairs": identical_pairs(clip),
-               "drift": drift(clip), "seam": frame_seam_ratio(clip)}
-    if still is not None:
-        figures["first_frame_psnr"] = first_frame_psnr(clip, still)
-    return figures
+def clip_figures(clip: np.ndarray, reference_clip: np.ndarray, still: np.ndarray | None = None,
+                 patch: int = 256) -> dict:
+    """Every figure of `clip` beside `reference_clip` (a real clip of the same size): the clip's own
+    motion, flicker and identical pairs, its drift ratio, its seam ratio (None for frames of one
+    patch) and, given the still, the first-frame PSNR."""
+    _, height, width = check_clip(clip, 3)
+    return {
+        "motion": motion(clip),
+        "flicker": flicker(clip),
+        "identical_pairs": identical_pairs(clip),
+        "drift": drift(clip, reference_clip),
+        "seam": frame_seam_ratio(clip, patch) if max(width, height) > patch else None,
+        "first_frame_psnr": None if still is None else first_frame_psnr(clip, still),
+    }
