@@ -342,7 +342,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
             log("  nuwa-inf: extending")
             started = time.monotonic()
             ours = np.asarray(model.extend(piece, width=width, height=height, anchor="center", seed=args.seed,
-                                           batch=args.batch).convert("RGB"))
+                                           batch=args.batch, first_row_temperature=args.first_row_temperature,
+                                           temperature=args.temperature).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
         # the piece keeps its own pixels at least a quarter of its width from its edges (the blend reaches no further)
         inner = (slice(None), slice(x0 + args.piece // 4 + 1, x0 + args.piece - args.piece // 4 - 1))
@@ -398,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unrelated", type=int, default=3, help="scrolls of other styles: the carry/layout yardstick")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of extend")
     parser.add_argument("--batch", type=int, default=16, help="extend's batch (does not change the image)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="extend's sampling temperature")
+    parser.add_argument("--first-row-temperature", type=float, default=None,
+                        help="extend's temperature of each patch's first token row (default: --temperature)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-model", action="store_true", help="skip nuwa-inf (e.g. only fill the PatchMatch cache)")

@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=8.0, help="playback rate of --picture")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the case index is added)")
     parser.add_argument("--text", action="store_true", help="animate with the case's caption as the prompt")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=None, help="default: the clip default (0.3)")
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="auto")

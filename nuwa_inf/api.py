@@ -95,9 +95,9 @@ class Model:
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2, text: str = "",
-               guidance: float | None = None, output: str | os.PathLike | None = None,
-               overwrite: bool = False, run_dir: str | os.PathLike | None = None,
-               progress: Progress | None = None) -> Image.Image | Path:
+               guidance: float | None = None, first_row_temperature: float | None = None,
+               output: str | os.PathLike | None = None, overwrite: bool = False,
+               run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
 
         anchor: "left" | "center" | "right" | "top" | "bottom" | "X,Y" (pixels).
@@ -107,7 +107,8 @@ class Model:
         which the input fades into its surroundings (multi-band); edge_tokens: the input's outer
         token columns/rows regenerated (its own encoding gets them wrong). text: a prompt (text-guided
         outpainting; the model needs a text encoder), guidance: its classifier-free guidance
-        scale (None: the CLI's default with a prompt).
+        scale (None: the CLI's default with a prompt); first_row_temperature: the temperature
+        of each patch's first token row, which sets its palette (None: `temperature`).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
@@ -116,7 +117,8 @@ class Model:
         """
         settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
                                   temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend,
-                                  edge_tokens=edge_tokens, text=text, guidance=guidance)
+                                  edge_tokens=edge_tokens, text=text, guidance=guidance,
+                                  first_row_temperature=first_row_temperature)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
@@ -132,7 +134,7 @@ class Model:
         return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
 
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
-                guidance: float | None = None, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                guidance: float | None = None, temperature: float | None = None, top_k: int = 0, top_p: float = 1.0,
                 batch: int = 16, order: str = "raster", output: str | os.PathLike | None = None,
                 overwrite: bool = False, run_dir: str | os.PathLike | None = None,
                 progress: Progress | None = None) -> np.ndarray | Path:
@@ -140,13 +142,14 @@ class Model:
         size whose frame 0 is the still (as the tokenizer reconstructs it). Needs the model's video
         transformer. Returns (frames, H, W, 3) uint8, or with `output` (.mp4, .webm, .gif, .webp
         or a folder ending in /) writes the clip there at `fps` and returns its Path. The other
-        arguments mean what they mean for `extend`; `order` is each frame's sweep."""
+        arguments mean what they mean for `extend` (temperature None: the clip default,
+        `infer.clip_cli.DEFAULT_CLIP_TEMPERATURE`); `order` is each frame's sweep."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
                               temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress)
 
     def generate_clip(self, width: int, height: int, frames: int, *, fps: float = 8.0, seed: int = 0,
-                      text: str = "", guidance: float | None = None, temperature: float = 1.0, top_k: int = 0,
+                      text: str = "", guidance: float | None = None, temperature: float | None = None, top_k: int = 0,
                       top_p: float = 1.0, batch: int = 16, order: str = "raster",
                       output: str | os.PathLike | None = None, overwrite: bool = False,
                       run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
@@ -218,10 +221,11 @@ class Model:
     def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
                   order, output, overwrite, run_dir, progress) -> np.ndarray | Path:
         from .images import load_rgb
-        from .infer.clip_cli import ClipSettings, run_clip, write_clip
+        from .infer.clip_cli import DEFAULT_CLIP_TEMPERATURE, ClipSettings, run_clip, write_clip
         from .infer.engine import remove_run_dir
         from .video.writers import check_clip_output
 
+        temperature = DEFAULT_CLIP_TEMPERATURE if temperature is None else temperature
         settings = ClipSettings(frames=frames, fps=fps, seed=seed, temperature=temperature, top_k=top_k,
                                 top_p=top_p, batch=batch, order=order, text=text, guidance=guidance)
         settings.check()

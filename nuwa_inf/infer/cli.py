@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .clip_cli import clip_flags, register_animate
+from .clip_cli import DEFAULT_CLIP_TEMPERATURE, clip_flags, register_animate
 
 if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
     import numpy as np
@@ -158,7 +158,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
     parser.add_argument("--height", type=int, required=not clip, default=None)
     parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help=f"sampling temperature (default 1; {DEFAULT_CLIP_TEMPERATURE} for a clip)")
     parser.add_argument("--top-k", type=int, default=0, help="0 = off")
     parser.add_argument("--top-p", type=float, default=1.0)
     if not clip:
@@ -197,7 +198,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
 
 def _settings(args: argparse.Namespace) -> CanvasSettings:
     return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
-                          order=args.order or "auto", seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                          order=args.order or "auto", seed=args.seed,
+                          temperature=1.0 if args.temperature is None else args.temperature, top_k=args.top_k,
                           top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens)

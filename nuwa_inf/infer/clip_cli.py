@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from .clip_engine import ClipSpec
 
 MAX_CLIP_FRAMES = 10_000
+# a clip's sampling temperature unless --temperature says otherwise. Measured with
+# benchmarks/bench_video.py on the first video model (2 held-out stills, 8 frames): at 1 every token
+# that the model does not copy from the frame before is redrawn at random, and the scene dissolves
+# into noise within 8 frames (motion 8.9× real's, flicker 98×); at 0.6 motion 3.4×, flicker 29×;
+# at 0.3 the scene holds (motion 1.5×, flicker 8×, no two frames the same)
+DEFAULT_CLIP_TEMPERATURE = 0.3
 MAX_CLIP_PIXELS = 4096 * 4096     # per frame
 
 
@@ -29,7 +35,7 @@ class ClipSettings:
     frames: int
     fps: float = 8.0
     seed: int = 0
-    temperature: float = 1.0
+    temperature: float = DEFAULT_CLIP_TEMPERATURE
     top_k: int = 0
     top_p: float = 1.0
     batch: int = 16
@@ -145,7 +151,8 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
     from .bundle import load_bundle
     from .engine import remove_run_dir
 
-    settings = ClipSettings(frames=args.frames, fps=args.fps, seed=args.seed, temperature=args.temperature,
+    temperature = DEFAULT_CLIP_TEMPERATURE if args.temperature is None else args.temperature
+    settings = ClipSettings(frames=args.frames, fps=args.fps, seed=args.seed, temperature=temperature,
                             top_k=args.top_k, top_p=args.top_p, batch=args.batch, order=args.order or "raster",
                             text=args.text, guidance=args.guidance)
     settings.check()
