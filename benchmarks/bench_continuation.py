@@ -61,6 +61,7 @@ from common import machine_info, print_table  # noqa: E402  (adds the repo to sy
 from nuwa_inf.data.cli import image_seed  # noqa: E402
 from nuwa_inf.data.procedural import full_attributes, render_scroll  # noqa: E402
 from nuwa_inf.eval.continuation import CARRY_PARTS, continuation_figures, truth_reference  # noqa: E402
+from nuwa_inf.infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE  # noqa: E402
 
 TRUTH_SEED, FLOOR_SEED, UNRELATED_SEED = 95000, 95500, 96000  # `--seed` bases of `nuwa-inf data procedural`
 CASES = [  # (name, fixed attributes); the others (mist, trees, water where not given) come from the seed
@@ -341,8 +342,9 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
         else:
             log("  nuwa-inf: extending")
             started = time.monotonic()
+            first_row = None if args.first_row_temperature < 0 else args.first_row_temperature
             ours = np.asarray(model.extend(piece, width=width, height=height, anchor="center", seed=args.seed,
-                                           batch=args.batch, first_row_temperature=args.first_row_temperature,
+                                           batch=args.batch, first_row_temperature=first_row,
                                            temperature=args.temperature).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
         # the piece keeps its own pixels at least a quarter of its width from its edges (the blend reaches no further)
@@ -400,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of extend")
     parser.add_argument("--batch", type=int, default=16, help="extend's batch (does not change the image)")
     parser.add_argument("--temperature", type=float, default=1.0, help="extend's sampling temperature")
-    parser.add_argument("--first-row-temperature", type=float, default=None,
-                        help="extend's temperature of each patch's first token row (default: --temperature)")
+    parser.add_argument("--first-row-temperature", type=float, default=DEFAULT_FIRST_ROW_TEMPERATURE,
+                        help=f"extend's temperature of each patch's first token row (default "
+                             f"{DEFAULT_FIRST_ROW_TEMPERATURE}, extend's; -1: --temperature)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-model", action="store_true", help="skip nuwa-inf (e.g. only fill the PatchMatch cache)")

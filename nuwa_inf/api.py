@@ -23,7 +23,7 @@ from PIL import Image
 
 from .errors import UserError
 from .infer.bundle import ModelBundle, load_bundle
-from .infer.cli import CanvasSettings, run_canvas
+from .infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE, CanvasSettings, run_canvas
 
 # 64 Mpx = 192 MB as RGB: returned as a PIL image; anything larger must go to `output=`.
 MAX_IN_MEMORY_PIXELS = 64_000_000
@@ -95,7 +95,7 @@ class Model:
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2, text: str = "",
-               guidance: float | None = None, first_row_temperature: float | None = None,
+               guidance: float | None = None, first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -108,7 +108,8 @@ class Model:
         token columns/rows regenerated (its own encoding gets them wrong). text: a prompt (text-guided
         outpainting; the model needs a text encoder), guidance: its classifier-free guidance
         scale (None: the CLI's default with a prompt); first_row_temperature: the temperature
-        of each patch's first token row, which sets its palette (None: `temperature`).
+        of each patch's first token row, which sets its palette (None: `temperature`; the default
+        is extend's measured one, `infer.cli.DEFAULT_FIRST_ROW_TEMPERATURE`).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
