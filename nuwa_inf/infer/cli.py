@@ -9,7 +9,7 @@ import argparse
 import hashlib
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -108,8 +108,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
     whose saved job differs from `settings` in anything is refused (the CLI only checks
     that the input and the model are the same, and takes the rest from the saved job).
     """
-    from ..errors import UserError
-    from .engine import CanvasRun, JobSpec, check_disk_space, read_job, write_job
+    from .engine import CanvasRun, JobSpec, check_disk_space, open_run_dir
     from .placement import place
 
     settings.check()
@@ -124,29 +123,10 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens)
-    temporary = False
-    if resume:
-        directory = Path(resume)
-        saved = read_job(directory)
-        if saved.input_sha != spec.input_sha or saved.model_hash != spec.model_hash:
-            raise UserError(f"--resume {directory}: that run used a different input or model")
-        if same_settings and saved != spec:
-            changed = [k for k, v in asdict(saved).items() if getattr(spec, k) != v]
-            raise UserError(f"run directory {directory} holds a job with different {', '.join(changed)}")
-        spec = saved
-    else:
+    if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
-        if run_dir:
-            directory = Path(run_dir)
-            if directory.exists() and any(directory.iterdir()):
-                raise UserError(f"--run-dir {directory} is not empty (use --resume {directory} to continue it)")
-            directory.mkdir(parents=True, exist_ok=True)
-        else:
-            directory = Path(tempfile.mkdtemp(prefix=temp_prefix, dir=temp_parent))
-            temporary = True
-        write_job(directory, spec)
-        if announce:
-            print(f"run directory: {directory} (resume with --resume {directory})")
+    spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
+                                              same_settings, announce)
     job = CanvasRun(bundle, spec, directory, image, batch=settings.batch, backend=backend,
                     progress=progress, on_progress=on_progress)
     canvas = job.run(resume=bool(resume))

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -90,9 +89,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
              on_progress: Callable[[int, int], None] | None = None, same_settings: bool = False) -> ClipResult:
     """Animate `still` (H, W, 3 uint8; frame 0) or, without one, generate a clip of
     `width`×`height` frames; resume `resume`'s run, or start one in `run_dir` or a temp dir."""
-    from ..errors import UserError
     from .clip_engine import ClipRun, ClipSpec
-    from .engine import read_job, write_job
+    from .engine import open_run_dir
 
     settings.check()
     check_frame_size(width, height)
@@ -101,28 +99,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                     order=settings.order, model_hash=bundle.weights_hash, text=settings.text or "",
                     guidance=settings.guidance_scale)
-    temporary = False
-    if resume:
-        directory = Path(resume)
-        saved = read_job(directory, ClipSpec)
-        if saved.input_sha != spec.input_sha or saved.model_hash != spec.model_hash:
-            raise UserError(f"--resume {directory}: that run used a different input or model")
-        if same_settings and saved != spec:
-            changed = [k for k, v in asdict(saved).items() if getattr(spec, k) != v]
-            raise UserError(f"run directory {directory} holds a job with different {', '.join(changed)}")
-        spec = saved
-    else:
-        if run_dir:
-            directory = Path(run_dir)
-            if directory.exists() and any(directory.iterdir()):
-                raise UserError(f"--run-dir {directory} is not empty (use --resume {directory} to continue it)")
-            directory.mkdir(parents=True, exist_ok=True)
-        else:
-            directory = Path(tempfile.mkdtemp(prefix=temp_prefix, dir=temp_parent))
-            temporary = True
-        write_job(directory, spec)
-        if announce:
-            print(f"run directory: {directory} (resume with --resume {directory})")
+    spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
+                                              same_settings, announce)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
                   on_progress=on_progress)
     return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary)

@@ -345,5 +345,36 @@ def read_job(run_dir: Path, kind: type = JobSpec):
         raise UserError(f"{path} is corrupt ({err})") from None
 
 
+def open_run_dir(spec, kind: type, run_dir, resume, temp_parent, temp_prefix: str, same_settings: bool,
+                 announce: bool):
+    """(the job's spec, its run directory, whether that directory is a temporary one) for a job
+    described by `spec` (a `kind`): `resume`'s run (same input and model; with `same_settings`
+    the same everything), else `run_dir` (must be empty), else a new temporary directory."""
+    import tempfile
+    from dataclasses import asdict
+
+    if resume:
+        directory = Path(resume)
+        saved = read_job(directory, kind)
+        if saved.input_sha != spec.input_sha or saved.model_hash != spec.model_hash:
+            raise UserError(f"--resume {directory}: that run used a different input or model")
+        if same_settings and saved != spec:
+            changed = [k for k, v in asdict(saved).items() if getattr(spec, k) != v]
+            raise UserError(f"run directory {directory} holds a job with different {', '.join(changed)}")
+        return saved, directory, False
+    if run_dir:
+        directory = Path(run_dir)
+        if directory.exists() and any(directory.iterdir()):
+            raise UserError(f"--run-dir {directory} is not empty (use --resume {directory} to continue it)")
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = False
+    else:
+        directory, temporary = Path(tempfile.mkdtemp(prefix=temp_prefix, dir=temp_parent)), True
+    write_job(directory, spec)
+    if announce:
+        print(f"run directory: {directory} (resume with --resume {directory})")
+    return spec, directory, temporary
+
+
 def remove_run_dir(run_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)

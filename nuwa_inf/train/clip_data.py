@@ -9,7 +9,6 @@ transformer never runs the encoder in its loop:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from ..errors import UserError
 from ..tokenizer.tiled import encode_tiled
 from ..tokenizer.vqgan import VQGAN
 from ..video.clips import caption_of_clip, list_clips, read_clip
-from .token_cache import to_patches, weights_hash
+from .token_cache import load_manifest, to_patches
 
 MAX_TRAINING_FRAMES = 64      # frames read per clip: crops are a few frames long
 
@@ -41,14 +40,7 @@ def pretokenize_clips(data: str | Path, tokenizer: VQGAN, cache: Path, min_shape
     """(token arrays (T, h, w) of every usable clip under `data` and their mirror copies, the
     clip of each); clips shorter or smaller than `min_shape` (frames, h, w tokens) are skipped
     with a message."""
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest_path = cache / "manifest.json"
-    tok_hash = weights_hash(tokenizer)
-    manifest = {"tokenizer": tok_hash, "items": []}
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
-        if old.get("tokenizer") == tok_hash:
-            manifest = old
+    manifest_path, manifest = load_manifest(cache, tokenizer)
     done = {(item["source"], item["mtime"], item["size"]): item for item in manifest["items"]}
     f = tokenizer.downsample
     clips, sources = [], []

@@ -35,14 +35,7 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
     """Token grids of every readable image under `data` (cached); grids smaller than
     `min_tokens` (h, w) are skipped with a message. With `with_sources`: (grids, the image
     path of each grid — a mirror copy's is its original's)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest_path = cache / "manifest.json"
-    tok_hash = weights_hash(tokenizer)
-    manifest = {"tokenizer": tok_hash, "items": []}
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
-        if old.get("tokenizer") == tok_hash:
-            manifest = old
+    manifest_path, manifest = load_manifest(cache, tokenizer)
     done = {(item["source"], item["mtime"], item["size"]): item for item in manifest["items"]}
     f = tokenizer.downsample
     items = []
@@ -85,6 +78,19 @@ def pretokenize(data: str | Path, tokenizer: VQGAN, cache: Path, min_tokens: tup
             grids.append(np.load(cache / item["flip"]))
             sources.append(Path(item["source"]))
     return (grids, sources) if with_sources else grids
+
+
+def load_manifest(cache: Path, tokenizer: VQGAN) -> tuple[Path, dict]:
+    """(the cache's manifest path, its manifest): the saved one if `tokenizer` made it, else empty."""
+    cache.mkdir(parents=True, exist_ok=True)
+    manifest_path = cache / "manifest.json"
+    tok_hash = weights_hash(tokenizer)
+    manifest = {"tokenizer": tok_hash, "items": []}
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if old.get("tokenizer") == tok_hash:
+            manifest = old
+    return manifest_path, manifest
 
 
 def _load(path: Path) -> np.ndarray | None:

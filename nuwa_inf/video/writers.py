@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def frame_durations(count: int, fps: float, grain_ms: int) -> list[int]:
     return np.diff([0] + ends).tolist()
 
 
-class ClipWriter:
+class ClipWriter(ABC):
     """Streams frames (H, W, 3) uint8 into one clip; `close()` puts it in place, `abort()` drops it."""
 
     def __init__(self, out: Path, fps: float):
@@ -104,13 +105,15 @@ class ClipWriter:
         else:
             self.abort()
 
+    @abstractmethod
     def _write(self, frame: np.ndarray) -> None:
-        raise NotImplementedError
+        """Add one checked frame (each format's own)."""
 
+    @abstractmethod
     def _finish(self) -> None:
-        raise NotImplementedError
+        """Put the finished clip in place (each format's own)."""
 
-    def _cleanup(self) -> None:
+    def _cleanup(self) -> None:  # noqa: B027 (a format without temporary files has nothing to do)
         """Remove the temporary files (after `_finish`, or instead of it)."""
 
 
