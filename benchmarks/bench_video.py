@@ -261,7 +261,7 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
         started = time.monotonic()
         generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
                                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                             **options))
+                                             persistence=args.persistence, **options))
         seconds = time.monotonic() - started
         if generated.shape != real.shape or generated.dtype != np.uint8:
             raise UserError(f"animate returned {generated.shape} {generated.dtype}, expected {real.shape} uint8")
@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the case index is added)")
     parser.add_argument("--text", action="store_true", help="animate with the case's caption as the prompt")
     parser.add_argument("--temperature", type=float, default=None, help="default: the clip default (0.3)")
+    parser.add_argument("--persistence", type=float, default=None, help="default: the clip default")
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="auto")

@@ -96,6 +96,7 @@ class Model:
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2, text: str = "",
                guidance: float | None = None, first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
+               input_guidance: float = 1.0, input_blind: str = "memory",
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -109,7 +110,9 @@ class Model:
         outpainting; the model needs a text encoder), guidance: its classifier-free guidance
         scale (None: the CLI's default with a prompt); first_row_temperature: the temperature
         of each patch's first token row, which sets its palette (None: `temperature`; the default
-        is extend's measured one, `infer.cli.DEFAULT_FIRST_ROW_TEMPERATURE`).
+        is extend's measured one, `infer.cli.DEFAULT_FIRST_ROW_TEMPERATURE`). input_guidance:
+        classifier-free guidance on the input (1: none), its blind branch without the style memory
+        (input_blind "memory") or without memory and neighbours ("all").
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
@@ -119,7 +122,8 @@ class Model:
         settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
                                   temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend,
                                   edge_tokens=edge_tokens, text=text, guidance=guidance,
-                                  first_row_temperature=first_row_temperature)
+                                  first_row_temperature=first_row_temperature,
+                                  input_guidance=input_guidance, input_blind=input_blind)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
@@ -136,28 +140,31 @@ class Model:
 
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
                 guidance: float | None = None, temperature: float | None = None, top_k: int = 0, top_p: float = 1.0,
-                batch: int = 16, order: str = "raster", output: str | os.PathLike | None = None,
-                overwrite: bool = False, run_dir: str | os.PathLike | None = None,
-                progress: Progress | None = None) -> np.ndarray | Path:
+                batch: int = 16, order: str = "raster", persistence: float | None = None,
+                output: str | os.PathLike | None = None, overwrite: bool = False,
+                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """Animate a still, as `nuwa-inf animate` does: a clip of `frames` frames of the still's
         size whose frame 0 is the still (as the tokenizer reconstructs it). Needs the model's video
         transformer. Returns (frames, H, W, 3) uint8, or with `output` (.mp4, .webm, .gif, .webp
         or a folder ending in /) writes the clip there at `fps` and returns its Path. The other
         arguments mean what they mean for `extend` (temperature None: the clip default,
-        `infer.clip_cli.DEFAULT_CLIP_TEMPERATURE`); `order` is each frame's sweep."""
+        `infer.clip_cli.DEFAULT_CLIP_TEMPERATURE`); `order` is each frame's sweep; `persistence`
+        the logit bonus of the token a place held in the frame before (None: the clip default,
+        `infer.clip_cli.DEFAULT_PERSISTENCE`)."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
-                              temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress)
+                              temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress,
+                              persistence)
 
     def generate_clip(self, width: int, height: int, frames: int, *, fps: float = 8.0, seed: int = 0,
                       text: str = "", guidance: float | None = None, temperature: float | None = None, top_k: int = 0,
-                      top_p: float = 1.0, batch: int = 16, order: str = "raster",
+                      top_p: float = 1.0, batch: int = 16, order: str = "raster", persistence: float | None = None,
                       output: str | os.PathLike | None = None, overwrite: bool = False,
                       run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """A clip from a prompt (`text`) or unconditional, as `nuwa-inf generate --frames`; returns
         and writes as `animate`."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
-                              batch, order, output, overwrite, run_dir, progress)
+                              batch, order, output, overwrite, run_dir, progress, persistence)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
@@ -220,15 +227,16 @@ class Model:
                 remove_run_dir(result.run_dir)
 
     def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
-                  order, output, overwrite, run_dir, progress) -> np.ndarray | Path:
+                  order, output, overwrite, run_dir, progress, persistence) -> np.ndarray | Path:
         from .images import load_rgb
-        from .infer.clip_cli import DEFAULT_CLIP_TEMPERATURE, ClipSettings, run_clip, write_clip
+        from .infer.clip_cli import DEFAULT_CLIP_TEMPERATURE, DEFAULT_PERSISTENCE, ClipSettings, run_clip, write_clip
         from .infer.engine import remove_run_dir
         from .video.writers import check_clip_output
 
         temperature = DEFAULT_CLIP_TEMPERATURE if temperature is None else temperature
         settings = ClipSettings(frames=frames, fps=fps, seed=seed, temperature=temperature, top_k=top_k,
-                                top_p=top_p, batch=batch, order=order, text=text, guidance=guidance)
+                                top_p=top_p, batch=batch, order=order, text=text, guidance=guidance,
+                                persistence=DEFAULT_PERSISTENCE if persistence is None else persistence)
         settings.check()
         out = check_clip_output(output, overwrite) if output is not None else None
         if self._video is None:

@@ -44,6 +44,19 @@ def test_animate_keeps_the_still_as_frame_0_and_moves(video_model, still, tmp_pa
     assert all(change > 0 for change in changes)
 
 
+def test_persistence_keeps_tokens_in_place(video_model, still):
+    """The bigger the bonus for the token a place held before, the less changes from frame to
+    frame (this untrained model's logits are scaled up 50×, so even 20 does not freeze it)."""
+    model = nuwa_inf.load(video_model)
+
+    def change(persistence):
+        clip = model.animate(still, frames=4, seed=2, temperature=1.0, persistence=persistence).astype(int)
+        return float(np.mean([np.abs(clip[t + 1] - clip[t]).mean() for t in range(3)]))
+
+    free, held, steady = change(0.0), change(2.0), change(20.0)
+    assert 0 < steady < held < free, (free, held, steady)
+
+
 def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model, still, tmp_path):
     bundle = load_bundle(video_model, "cpu", video=True)
     image = np.asarray(Image.open(still))

@@ -16,6 +16,7 @@ from nuwa_inf.cli import main
 from nuwa_inf.config import from_preset
 from nuwa_inf.errors import UserError
 from nuwa_inf.model.config import MODEL_PRESETS, ModelConfig
+from nuwa_inf.model.memory import StyleSource
 from nuwa_inf.model.text import PAD, UNK, build_vocab, check_prompt, encode_caption
 from nuwa_inf.model.transformer import LocalTransformer
 from nuwa_inf.train.crop_layout import batch_layout, sample_crop_contexts
@@ -35,7 +36,8 @@ def test_vocabulary_and_prompts():
         check_prompt("  ,;  ", vocab, 4)
 
 
-def test_the_model_learns_an_images_look_from_its_caption():
+@pytest.mark.parametrize("gate", [False, True])
+def test_the_model_learns_an_images_look_from_its_caption(gate):
     """Each image is one token plus noise, named by its caption's colour word; with the style
     memory always dropped, only the caption can say which token the first patch starts with."""
     torch.manual_seed(0)
@@ -43,7 +45,7 @@ def test_the_model_learns_an_images_look_from_its_caption():
     vocab = build_vocab(words)
     model = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny", {
         "known_region_prob": 0.0, "memory_drop": 1.0, "text_len": 4, "text_drop": 0.0,
-        "text_vocab_size": len(vocab) + 2}))
+        "text_vocab_size": len(vocab) + 2, "text_gate": gate}))
     cfg = model.cfg
     rng = np.random.default_rng(0)
     grids, captions = [], []
@@ -104,3 +106,51 @@ def test_training_with_captions_saves_and_extends_the_vocabulary(tmp_path):
     old = LocalTransformer.load(tmp_path / "a")
     new = LocalTransformer.load(tmp_path / "b")
     assert new.text.emb.weight.shape[0] == 13 and old.text.emb.weight.shape[0] == 10
+
+
+def test_gated_text_starts_as_a_no_op_and_leaves_prompt_free_jobs_exact():
+    """With `text_gate`, a text encoder added to a trained model changes nothing at first, and
+    however its text projections train, patches whose memory holds no text get the base model's
+    logits exactly — in training (per-patch memories) and in sampling (one folded memory)."""
+    torch.manual_seed(0)
+    base = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny", {})).eval()
+    for block in base.blocks:  # a trained memory path, not the zero-initialised one
+        torch.nn.init.normal_(block.cross.proj.weight, std=0.2)
+    gated = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny", {
+        "text_len": 4, "text_vocab_size": 8, "text_gate": True})).eval()
+    missing, unexpected = gated.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("text.") or "text_proj" in name for name in missing)
+    cfg = base.cfg
+    grids = [np.random.default_rng(i).integers(0, 16, (8, 24)).astype(np.int16) for i in range(2)]
+    sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=0)
+    tokens, rows, picks = sampler.sample_with_picks(4)
+    layout = batch_layout([sample_crop_contexts(cfg, torch.Generator().manual_seed(i)) for i in range(4)],
+                          cfg.n_offsets)
+    n = cfg.crop_rows * cfg.crop_cols
+    text_ids = torch.tensor([[2, 3, 0, 0], [4, 5, 6, 0]])
+
+    def logits(model, text_drop):
+        memory = training_memory(model, grids, picks, cfg, torch.Generator().manual_seed(5), "cpu", n,
+                                 drop=0.0, text_ids=text_ids if model.text is not None else None,
+                                 text_drop=text_drop)
+        with torch.no_grad():
+            return model.forward_train(tokens, layout, canvas_rows=rows, memory=memory)
+
+    reference = logits(base, 0.0)
+    # zero-initialised: a no-op (to rounding: the style softmax runs over a longer, masked row)
+    assert torch.allclose(logits(gated, 0.0), reference, atol=1e-6, rtol=0)
+    for block in gated.blocks:
+        torch.nn.init.normal_(block.cross.text_proj.weight, std=0.2)
+    assert not torch.allclose(logits(gated, 0.0), reference, atol=1e-3)  # the prompt now counts
+    assert torch.equal(logits(gated, 1.0), reference)              # no prompt: the base model
+    # sampling folds all patches into one memory: text-free it is exact too, with text it differs
+    x = torch.randn(3, 5, cfg.dim)
+    source = StyleSource(torch.from_numpy(grids[0].astype(np.int64)), 0, 8)
+    block, old = gated.blocks[0], base.blocks[0]
+    with torch.no_grad():
+        plain = base.style_memory([source])
+        alone = gated.style_memory([source], torch.zeros(1, 4, dtype=torch.int64))
+        told = gated.style_memory([source], text_ids[:1])
+        expected = old.cross(x, old.cross.keys_values(plain), plain)
+        assert torch.equal(block.cross(x, block.cross.keys_values(alone), alone), expected)
+        assert not torch.allclose(block.cross(x, block.cross.keys_values(told), told), expected, atol=1e-3)

@@ -60,6 +60,24 @@ def test_the_prompt_and_the_guidance_change_the_image(text_model, input_png, tmp
             assert not np.array_equal(images[i], images[j]), (i, j)
 
 
+def test_guidance_on_the_input_changes_the_image_and_keeps_exactness(plain_model, input_png, tmp_path):
+    """Both blind branches (no style memory; no memory and no neighbours) give images of their
+    own, independent of the batch; guidance 1 is the plain job."""
+    assert extend(plain_model, input_png, tmp_path / "plain.png") == 0
+    assert extend(plain_model, input_png, tmp_path / "one.png", "--input-guidance", "1") == 0
+    images = {}
+    for blind in ("memory", "all"):
+        for batch in ("1", "16"):
+            assert extend(plain_model, input_png, tmp_path / f"{blind}{batch}.png", "--input-guidance", "3",
+                          "--input-blind", blind, "--batch", batch) == 0
+        images[blind] = pixels(tmp_path / f"{blind}16.png")
+        assert np.array_equal(pixels(tmp_path / f"{blind}1.png"), images[blind])
+    assert np.array_equal(pixels(tmp_path / "plain.png"), pixels(tmp_path / "one.png"))
+    plain = pixels(tmp_path / "plain.png")
+    assert not np.array_equal(images["memory"], plain) and not np.array_equal(images["all"], plain)
+    assert not np.array_equal(images["memory"], images["all"])
+
+
 def test_guided_images_do_not_depend_on_batch_size(text_model, input_png, tmp_path):
     for batch in ("1", "16"):
         assert extend(text_model, input_png, tmp_path / f"b{batch}.png", "--text", "a lake at night",

@@ -52,6 +52,8 @@ class CanvasSettings:
     guidance: float | None = None   # classifier-free guidance on the prompt; None: DEFAULT_GUIDANCE with a prompt
     first_row_temperature: float | None = None   # a patch's first token row; None: `temperature`
     edge_tokens: int = 2  # outer token columns/rows of the input regenerated (infer/placement.py)
+    input_guidance: float = 1.0     # classifier-free guidance on the input (engine.JobSpec); 1: none
+    input_blind: str = "memory"     # what its blind branch lacks: "memory" | "all" (memory and context)
 
     @property
     def guidance_scale(self) -> float:
@@ -78,6 +80,10 @@ class CanvasSettings:
             raise UserError(f"--first-row-temperature must be >= 0, got {self.first_row_temperature}")
         if self.guidance is not None and not 0 <= self.guidance <= 30:
             raise UserError(f"--guidance must lie in [0, 30], got {self.guidance}")
+        if not 0 <= self.input_guidance <= 30:
+            raise UserError(f"--input-guidance must lie in [0, 30], got {self.input_guidance}")
+        if self.input_blind not in ("memory", "all"):
+            raise UserError(f"--input-blind must be 'memory' or 'all', got {self.input_blind!r}")
         if self.text is not None and len(self.text) > 2000:
             raise UserError(f"--text is {len(self.text)} characters long; keep the prompt under 2000")
         valid = {"auto", "strips", "outward"} | set(DIRECTIONS) | set(ALIASES)
@@ -122,7 +128,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
                    top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
-                   first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens)
+                   first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
+                   input_guidance=settings.input_guidance, input_blind=settings.input_blind)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
     spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -158,6 +165,12 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--edge-tokens", type=int, default=2, metavar="N",
                             help="regenerate the input's outer N token columns/rows, which its encoding alone "
                                  "gets wrong (default 2; its pixels stay)")
+        parser.add_argument("--input-guidance", type=float, default=1.0, metavar="S",
+                            help="classifier-free guidance on the input: logits = blind + S·(seeing − blind), "
+                                 "the blind branch without the input's style memory (1 = off; twice the time)")
+        parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
+                            help="what guidance on the input leaves out of its blind branch: the style memory, "
+                                 "or the memory and the neighbouring patches")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")
@@ -187,7 +200,8 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           temperature=1.0 if args.temperature is None else args.temperature, top_k=args.top_k,
                           top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
-                          edge_tokens=args.edge_tokens)
+                          edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
+                          input_blind=args.input_blind)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

@@ -27,6 +27,8 @@ MAX_CLIP_FRAMES = 10_000
 # at 0.3 the scene holds (motion 1.5×, flicker 8×, no two frames the same)
 DEFAULT_CLIP_TEMPERATURE = 0.3
 MAX_CLIP_PIXELS = 4096 * 4096     # per frame
+# logit bonus of the token a place held in the frame before, unless --persistence says otherwise
+DEFAULT_PERSISTENCE = 0.0
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ClipSettings:
     order: str = "raster"
     text: str = ""
     guidance: float | None = None
+    persistence: float = DEFAULT_PERSISTENCE
 
     def check(self) -> None:
         from ..errors import UserError
@@ -54,6 +57,8 @@ class ClipSettings:
         if self.order not in set(DIRECTIONS) | set(ALIASES):
             raise UserError(f"--order {self.order!r}: a clip's frames take a sweep order "
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
+        if not 0 <= self.persistence <= 20:
+            raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
         CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
                        top_p=self.top_p, batch=self.batch, text=self.text, guidance=self.guidance).check()
 
@@ -98,7 +103,7 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     input_sha=hashlib.sha1(still.tobytes()).hexdigest()[:16] if still is not None else "",
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                     order=settings.order, model_hash=bundle.weights_hash, text=settings.text or "",
-                    guidance=settings.guidance_scale)
+                    guidance=settings.guidance_scale, persistence=settings.persistence)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
@@ -132,7 +137,7 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
     temperature = DEFAULT_CLIP_TEMPERATURE if args.temperature is None else args.temperature
     settings = ClipSettings(frames=args.frames, fps=args.fps, seed=args.seed, temperature=temperature,
                             top_k=args.top_k, top_p=args.top_p, batch=args.batch, order=args.order or "raster",
-                            text=args.text, guidance=args.guidance)
+                            text=args.text, guidance=args.guidance, persistence=args.persistence)
     settings.check()
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
@@ -172,6 +177,9 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=None, metavar="T",
                         help="frames of the clip (generate: makes a clip instead of an image)")
     parser.add_argument("--fps", type=float, default=8.0, help="frames per second of the output clip (default 8)")
+    parser.add_argument("--persistence", type=float, default=DEFAULT_PERSISTENCE, metavar="B",
+                        help="logit bonus of the token a place held in the frame before: steadier frames, "
+                             f"less motion (default {DEFAULT_PERSISTENCE:g})")
 
 
 def register_animate(subparsers: argparse._SubParsersAction, sampling_flags: Callable) -> None:

@@ -59,6 +59,7 @@ class ClipSpec:
     model_hash: str = ""
     text: str = ""
     guidance: float = 1.0
+    persistence: float = 0.0         # logit bonus of the token the same place held in the frame before
 
 
 def patch_positions(patches: list) -> torch.Tensor:
@@ -103,6 +104,15 @@ class ClipRun:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w
         t, r, c = pos
         return tokens[t, r * ph:(r + 1) * ph, c * pw:(c + 1) * pw].reshape(-1)
+
+    def _held(self, tokens: np.ndarray, patches: list) -> torch.Tensor | None:
+        """(n, P) tokens the patches' places held in the frame before (-1 in frame 0); None
+        without persistence."""
+        if not self.spec.persistence:
+            return None
+        held = [self._patch(tokens, (t - 1, r, c)) if t > 0 else np.full(self.cfg.patch_tokens, -1)
+                for t, r, c in patches]
+        return torch.from_numpy(np.stack(held).astype(np.int64))
 
     def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w
@@ -201,7 +211,8 @@ class ClipRun:
                 layout = context_layout(self.schedule, self.pool, cfg, chunk)
                 new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(chunk), uniforms,
                                         spec.temperature, spec.top_k, spec.top_p,
-                                        canvas_rows=self._canvas_rows(chunk))
+                                        canvas_rows=self._canvas_rows(chunk), prefer=self._held(tokens, chunk),
+                                        prefer_bias=spec.persistence)
                 for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):

@@ -68,6 +68,11 @@ class JobSpec:
     edge_tokens: int = 2             # outer token columns/rows of the input regenerated (placement.py)
     text: str = ""                   # the prompt (text-to-image, text-guided outpainting)
     guidance: float = 1.0            # classifier-free guidance scale on the prompt (1: none)
+    # classifier-free guidance on the input (1: none): logits = blind + S·(seeing − blind), the
+    # blind branch the same job without the input's style memory ("memory") or without the
+    # memory and the neighbours' context ("all")
+    input_guidance: float = 1.0
+    input_blind: str = "memory"
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
 
 
@@ -90,7 +95,12 @@ class CanvasRun:
                                        (1, pl.rows, pl.cols))
         self.waves = self.schedule.waves
         self.text_ids = prompt_ids(bundle.transformer, spec.text)
-        self.guided = self.text_ids is not None and spec.guidance != 1.0
+        self.text_guided = self.text_ids is not None and spec.guidance != 1.0
+        self.input_guided = spec.input_guidance != 1.0 and image is not None
+        if self.text_guided and self.input_guided:
+            raise UserError("guidance on the prompt and on the input cannot be combined (yet): give one of them")
+        self.guided = self.text_guided or self.input_guided
+        self.guidance = spec.guidance if self.text_guided else spec.input_guidance
 
     # -- set-up -------------------------------------------------------------------------
     def _initial_tokens(self) -> np.ndarray:
@@ -138,11 +148,15 @@ class CanvasRun:
         return StyleSource(known, ty0, canvas_token_rows)
 
     def _samplers(self, tokens: np.ndarray) -> list[WaveSampler]:
-        """[conditional] or, with guidance, [conditional, unconditional (no prompt)] samplers."""
+        """[conditional] or, with guidance, [conditional, unconditional] samplers: without the
+        prompt (text guidance) or blind to the input (input guidance)."""
         model, style = self.bundle.transformer, self._style(tokens)
         samplers = [WaveSampler(model, self.pools[0], self.backend, style, self.text_ids)]
-        if self.guided:
+        if self.text_guided:
             samplers.append(WaveSampler(model, self.pools[1], self.backend, style, None))
+        elif self.input_guided:
+            samplers.append(WaveSampler(model, self.pools[1], self.backend, None, self.text_ids,
+                                        blind=self.spec.input_blind == "all"))
         return samplers
 
     def _prefill(self, tokens: np.ndarray) -> None:
@@ -275,7 +289,7 @@ class CanvasRun:
                 given = np.stack([self._patch(tokens, p) for p in chunk])
                 forced = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
                 uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
-                new, kv = sample_guided(self.samplers, spec.guidance, self._layout(chunk), patch_rows_cols(chunk),
+                new, kv = sample_guided(self.samplers, self.guidance, self._layout(chunk), patch_rows_cols(chunk),
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
                                         first_row_temperature=spec.first_row_temperature)

@@ -47,7 +47,13 @@ class ModelConfig:
     text_layers: int = 2
     text_vocab_size: int = 0         # rows of the word table: the vocabulary + padding + unknown
     text_drop: float = 0.15          # share of training crops whose caption is dropped (guidance's uncond)
-    freeze: str = "none"             # "none" | "base": train only what a fine-tune gains (memory, text, bands)
+    # text in a softmax group of its own in the memory attention, with its own zero-initialised
+    # output projection: text added to a trained model starts as an exact no-op, and a job
+    # without a prompt runs exactly the model it was (memory.py)
+    text_gate: bool = False
+    # "none" | "base": train only what a fine-tune gains (memory, text, bands) | "text": only the
+    # text encoder and its output projections (with text_gate: the model without a prompt stays exact)
+    freeze: str = "none"
     # training crops, in patches
     crop_rows: int = 3
     crop_cols: int = 4
@@ -110,8 +116,10 @@ class ModelConfig:
                             f"{self.memory_drop}, {self.memory_min_w} > {self.memory_max_w}")
         if self.text_len < 0 or (self.text_len and (not self.memory_rows or self.text_layers <= 0)):
             raise UserError("text needs the condition memory (memory_rows > 0) and text_layers > 0")
-        if self.freeze not in ("none", "base"):
-            raise UserError(f"freeze must be 'none' or 'base', got {self.freeze!r}")
+        if self.freeze not in ("none", "base", "text"):
+            raise UserError(f"freeze must be 'none', 'base' or 'text', got {self.freeze!r}")
+        if (self.text_gate or self.freeze == "text") and not self.text_len:
+            raise UserError("text_gate and freeze=text need text (text_len > 0)")
         if not 0 <= self.text_drop <= 1:
             raise UserError(f"text_drop must lie in [0, 1], got {self.text_drop}")
         if self.rope_theta <= 1:

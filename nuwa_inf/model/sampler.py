@@ -70,11 +70,12 @@ class WaveSampler:
     """
 
     def __init__(self, model: LocalTransformer, pool: ContextPool, backend: str = "auto",
-                 style: StyleSource | None = None, text_ids: torch.Tensor | None = None):
+                 style: StyleSource | None = None, text_ids: torch.Tensor | None = None, blind: bool = False):
         self.model = model
         self.pool = pool
         self.backend = backend
         self.cfg = model.cfg
+        self.blind = blind  # sees no context patch (the blind branch of guidance on the input)
         with torch.inference_mode():  # the job's memory and its per-layer K/V, once
             self.memory = model.style_memory([style], text_ids)
             self.memory_kv = model.memory_kv(self.memory)
@@ -84,13 +85,21 @@ class WaveSampler:
                 canvas_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """K/V of known patches (n, P) at (row, col) `positions` (n, 2) and `canvas_rows` (n, 2),
         given their context in the pool → (layers, n, H, P, Dh) ×2."""
+        layout = self._seen(layout)
         _, (k, v) = self.model.forward_patches(tokens, layout, self.backend, pool=self.pool, collect_kv=True,
                                                positions=positions, canvas_rows=canvas_rows, memory=self.memory)
         return k, v
 
+    def _seen(self, layout: PatchLayout) -> PatchLayout:
+        """The context this sampler reads: the layout's, or none when blind."""
+        if not self.blind:
+            return layout
+        return PatchLayout(torch.full_like(layout.ctx_index, -1), layout.ctx_offset, layout.n_offsets)
+
     def begin(self, layout: PatchLayout, positions: torch.Tensor, canvas_rows: torch.Tensor | None) -> dict:
         """Per-wave state of n patches: preallocated K/V caches, rotary tables, band embeddings."""
         cfg, model = self.cfg, self.model
+        layout = self._seen(layout)
         n = layout.ctx_index.shape[0]
         shape = (cfg.layers, n, cfg.heads, cfg.seq_len, cfg.head_dim)
         device, dtype = self.pool.k.device, self.pool.k.dtype
@@ -138,12 +147,15 @@ class WaveSampler:
 def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLayout, positions: torch.Tensor,
                   uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None,
-                  first_row_temperature: float | None = None):
+                  first_row_temperature: float | None = None, prefer: torch.Tensor | None = None,
+                  prefer_bias: float = 0.0):
     """Sample n patches with one sampler, or with [conditional, unconditional] and classifier-free
     guidance: logits = uncond + guidance · (cond − uncond). Both branches read their own pool
     through the same `layout` (their pools take the same patches in the same order, so their
     slots agree) and are fed the tokens picked. `first_row_temperature` (None: `temperature`)
-    samples a patch's first token row, which sets its palette, cooler or hotter.
+    samples a patch's first token row, which sets its palette, cooler or hotter. `prefer` (n, P),
+    -1 where none, names a token per place that gets `prefer_bias` added to its logit (before the
+    temperature): a clip's persistence, the token the same place held in the frame before.
     → (tokens (n, P), [(K, V) per sampler])."""
     cfg = samplers[0].cfg
     n = layout.ctx_index.shape[0]
@@ -156,6 +168,10 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
         if t == cfg.seq_len - 1:
             break  # the last step only fills the K/V of the last token
         mixed = logits[0] if len(logits) == 1 else logits[1] + guidance * (logits[0] - logits[1])
+        if prefer is not None and prefer_bias:
+            held = prefer[:, t: t + 1]                                     # (n, 1), -1: nothing held
+            bonus = torch.where(held >= 0, prefer_bias, 0.0).to(mixed.dtype)
+            mixed = mixed.scatter_add(1, held.clamp_min(0), bonus)
         first_row = first_row_temperature is not None and t < cfg.patch_w
         next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p)
         if forced is not None:

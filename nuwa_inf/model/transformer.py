@@ -42,6 +42,8 @@ KIND = "transformer"
 # zero-initialised (or feeding a zero-initialised projection), so the fine-tune starts from
 # exactly the old model: the band embedding and everything of the condition memory.
 GAINABLE = re.compile(r"row_emb|memory\..+|blocks\.\d+\.cross\..+|text\..+")
+# what `freeze=text` trains: the text encoder and the text group's output projections
+TEXT_PARTS = re.compile(r"text\..+|blocks\.\d+\.cross\.text_proj\..+")
 
 
 def gainable(model: nn.Module) -> tuple[str, ...]:
@@ -137,6 +139,8 @@ class LocalTransformer(nn.Module):
             nn.init.normal_(block.mlp.out.weight, std=0.02 / (2 * cfg.layers) ** 0.5)
             if block.cross is not None:  # the memory path starts as a no-op
                 nn.init.zeros_(block.cross.proj.weight)
+                if block.cross.text_proj is not None:
+                    nn.init.zeros_(block.cross.text_proj.weight)
         if self.text is not None:  # words must stand out from positions from the start (text.py)
             self.text.reset_embeddings()
 

@@ -27,7 +27,7 @@ from ..data.datasets import list_images, warn
 from ..errors import UserError
 from ..kernels import resolve_backend
 from ..model.config import MODEL_PRESETS, ModelConfig
-from ..model.transformer import GAINABLE, LocalTransformer, gainable
+from ..model.transformer import GAINABLE, TEXT_PARTS, LocalTransformer, gainable
 from ..tokenizer.cli import find_tokenizer_dir
 from ..tokenizer.vqgan import VQGAN
 from ..video.clips import list_clips
@@ -216,9 +216,10 @@ def train_model(run: ModelRun) -> Path:
         val_captions = (clip_captions if run.video else training_captions)(run.val_data) if run.val_data else captions
         val_text_ids = grid_caption_ids(val_sources, val_captions, vocab, cfg.text_len)
 
-    if cfg.freeze == "base":  # only the parts a fine-tune gains learn: the base model cannot drift or over-fit
+    if cfg.freeze != "none":  # only the parts a fine-tune gains learn: the base model cannot drift or over-fit
+        learns = GAINABLE if cfg.freeze == "base" else TEXT_PARTS
         for name, parameter in model.named_parameters():
-            parameter.requires_grad_(bool(GAINABLE.fullmatch(name)))
+            parameter.requires_grad_(bool(learns.fullmatch(name)))
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
