@@ -13,7 +13,7 @@ WIDER_STEPS=${WIDER_STEPS:-1800}
 MIRROR_STEPS=${MIRROR_STEPS:-1200}
 DECODER_STEPS=${DECODER_STEPS:-600}
 MEMORY_STEPS=${MEMORY_STEPS:-400}
-TEXT_STEPS=${TEXT_STEPS:-300}
+TEXT_STEPS=${TEXT_STEPS:-600}
 VIDEO_STEPS=${VIDEO_STEPS:-400}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
@@ -94,16 +94,24 @@ $BIN/nuwa-inf train model --data "$RUN/data/train21" --val-data "$RUN/data/val" 
      echo --init "$RUN/model_mirror" --set memory_rows=16 --set freeze=base --set context_drop=0.25 \
        --set memory_drop=0.1 --set lr=1e-3 )
 
-# 4e. text (model/text.py): the captions' words and a 2-layer text encoder join the memory
-#     (new parts start as no-ops; base still frozen, from 4d's config), captions dropped for 15 %
-#     of the crops (guidance's unconditional branch), from stage 4d's weights on the same scrolls.
-#     Not yet in the bundle: the run of 2026-12-01 stopped early (model card)
-mkdir -p "$RUN/model_text"
-[ -d "$RUN/model_text/token_cache" ] || cp -r "$RUN/model_memory/token_cache" "$RUN/model_text/token_cache"
-$BIN/nuwa-inf train model --data "$RUN/data/train21" --val-data "$RUN/data/val" --tokenizer "$RUN/tokenizer_texture" \
+# 4e. text (model/text.py): the captions' words and a 2-layer text encoder join the memory as a
+#     softmax group of their own with zero-initialised output projections (text_gate), and only
+#     they learn (freeze=text): the fine-tune starts from exactly stage 4d, and a job without a
+#     prompt stays exactly stage 4d's model. 96 captioned scrolls of 2048×1024 (seeds from 30000;
+#     small, so that pre-tokenising buys many captions: ≈ 19 s a scroll with its mirror copy), 8
+#     for validation (seeds from 31000); half the crops without the style memory (text-to-image
+#     has none), a quarter without context, captions dropped for 15 % (guidance's uncond branch)
+[ -f "$RUN/data/text96/.done" ] || {
+  $BIN/nuwa-inf data procedural --out "$RUN/data/text96" --count 96 --width 2048 --height 1024 --seed 30000
+  touch "$RUN/data/text96/.done"; }
+[ -f "$RUN/data/text_val/.done" ] || {
+  $BIN/nuwa-inf data procedural --out "$RUN/data/text_val" --count 8 --width 2048 --height 1024 --seed 31000
+  touch "$RUN/data/text_val/.done"; }
+$BIN/nuwa-inf train model --data "$RUN/data/text96" --val-data "$RUN/data/text_val" --tokenizer "$RUN/tokenizer_texture" \
   --out "$RUN/model_text" --steps "$TEXT_STEPS" --save-every 25 --val-every 100 --keep-best \
   $( [ -f "$RUN/model_text/checkpoints/latest.json" ] && echo --resume || \
-     echo --init "$RUN/model_memory" --set text_len=32 --set lr=1e-3 )
+     echo --init "$RUN/model_memory" --set text_len=32 --set text_gate=true --set freeze=text \
+       --set memory_drop=0.5 --set context_drop=0.25 --set lr=1e-3 )
 
 # 7. the video transformer (animate, generate --frames): the bundled image transformer (4d) fine-tuned
 #    on 24 procedural clips of 16 frames at 512×256 (seeds from 30000; 4 validation clips from 96000),
@@ -125,7 +133,7 @@ $BIN/nuwa-inf train model --video --frames 3 --data "$RUN/data/clips24" --val-da
      echo --init "$RUN/model_memory" --set crop_rows=1 --set crop_cols=2 --set rope_time_dims=8 \
        --set text_len=32 --set lr=3e-4 )
 
-# 6. export fp16 weights into the package: stage 4d's transformer (4e's once it proves itself on
-#    benchmarks/bench_text.py), stage 5's tokenizer
-$BIN/python -m nuwa_inf.assets.export "$RUN/model_memory" nuwa_inf/assets/default "$RUN/tokenizer_texture"
+# 6. export fp16 weights into the package: stage 4e's transformer (without a prompt exactly 4d's),
+#    stage 5's tokenizer
+$BIN/python -m nuwa_inf.assets.export "$RUN/model_text" nuwa_inf/assets/default "$RUN/tokenizer_texture"
 $BIN/python -m nuwa_inf.assets.export "$RUN/video_model" nuwa_inf/assets/default --video
