@@ -74,8 +74,9 @@ def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model,
             raise Stop
 
     from nuwa_inf.infer.clip_engine import ClipRun, ClipSpec
+    defaults = ClipSettings(frames=4)
     spec = ClipSpec(width=128, height=64, frames=4, animate=True, model_hash=bundle.weights_hash,
-                    temperature=ClipSettings(frames=4).temperature)   # as run_clip's above
+                    temperature=defaults.temperature, persistence=defaults.persistence)   # as run_clip's above
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
     killed = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False, on_progress=stop_after_three)
