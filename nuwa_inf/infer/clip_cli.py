@@ -30,8 +30,8 @@ MAX_CLIP_PIXELS = 4096 * 4096     # per frame
 # logit bonus (before the temperature) of the token a place held in the frame before, unless
 # --persistence says otherwise. Measured with benchmarks/bench_video.py (4 held-out stills, 16
 # frames, temperature 0.3), motion / flicker / drift × real's: 0 → 0.87 / 4.9 / 2.34; 0.5 → 0.61 /
-# 2.7 / 1.84; 1 → 0.38 / 1.1 / 1.43 (and one pair of identical frames). 0.5 keeps the motion in
-# range and halves the flicker; no setting meets both targets
+# 2.7 / 1.84; 0.75 → 0.46 / 1.6 / 1.87 (two pairs of identical frames); 1 → 0.38 / 1.1 / 1.43 (one
+# pair). 0.5 keeps the motion in range and halves the flicker; no setting meets both targets
 DEFAULT_PERSISTENCE = 0.5
 
 
