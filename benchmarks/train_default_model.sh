@@ -19,13 +19,13 @@ mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
+# render DIR ARGS...: procedural scrolls into $RUN/data/DIR once (a .done marker says it finished)
+render() { local dir="$RUN/data/$1"; shift
+  [ -f "$dir/.done" ] || { $BIN/nuwa-inf data procedural --out "$dir" "$@"; touch "$dir/.done"; }; }
+
 # 1. data: 48 training + 4 validation scrolls, 4096×2048 (seeds disjoint)
-[ -f "$RUN/data/train/.done" ] || {
-  $BIN/nuwa-inf data procedural --out "$RUN/data/train" --count 48 --width 4096 --height 2048 --seed 1000
-  touch "$RUN/data/train/.done"; }
-[ -f "$RUN/data/val/.done" ] || {
-  $BIN/nuwa-inf data procedural --out "$RUN/data/val" --count 4 --width 4096 --height 2048 --seed 90000
-  touch "$RUN/data/val/.done"; }
+render train --count 48 --width 4096 --height 2048 --seed 1000
+render val --count 4 --width 4096 --height 2048 --seed 90000
 
 resume() { [ -f "$1/checkpoints/latest.json" ] && echo --resume || true; }
 
@@ -101,12 +101,8 @@ $BIN/nuwa-inf train model --data "$RUN/data/train21" --val-data "$RUN/data/val" 
 #     small, so that pre-tokenising buys many captions: ≈ 19 s a scroll with its mirror copy), 8
 #     for validation (seeds from 31000); half the crops without the style memory (text-to-image
 #     has none), a quarter without context, captions dropped for 15 % (guidance's uncond branch)
-[ -f "$RUN/data/text96/.done" ] || {
-  $BIN/nuwa-inf data procedural --out "$RUN/data/text96" --count 96 --width 2048 --height 1024 --seed 30000
-  touch "$RUN/data/text96/.done"; }
-[ -f "$RUN/data/text_val/.done" ] || {
-  $BIN/nuwa-inf data procedural --out "$RUN/data/text_val" --count 8 --width 2048 --height 1024 --seed 31000
-  touch "$RUN/data/text_val/.done"; }
+render text96 --count 96 --width 2048 --height 1024 --seed 30000
+render text_val --count 8 --width 2048 --height 1024 --seed 31000
 $BIN/nuwa-inf train model --data "$RUN/data/text96" --val-data "$RUN/data/text_val" --tokenizer "$RUN/tokenizer_texture" \
   --out "$RUN/model_text" --steps "$TEXT_STEPS" --save-every 25 --val-every 100 --keep-best \
   $( [ -f "$RUN/model_text/checkpoints/latest.json" ] && echo --resume || \

@@ -39,7 +39,7 @@ class Memory:
     states: Tensor              # (B, M, dim), entry 0 the null entry
     valid: Tensor               # (B, M) bool
     owner: Tensor | None = None  # (N,) int64 row of `states` per patch; None: one memory (B = 1), read by all
-    text: Tensor | None = None   # (B, M) bool: the entries that are text
+    text: Tensor | None = None   # (B, M) bool: the entries that are text; None: no entry is
 
     def select(self, owner: Tensor | None) -> "Memory":
         return Memory(self.states, self.valid, owner, self.text)
@@ -117,7 +117,7 @@ class StyleMemory(nn.Module):
             states[b, : len(m)] = m
             valid[b, : len(m)] = True
             is_text[b, len(m) - text_counts[b]: len(m)] = True
-        return Memory(states, valid, text=is_text if text is not None else None)
+        return Memory(states, valid, text=is_text if any(text_counts) else None)
 
 
 class MemoryAttention(nn.Module):
@@ -144,29 +144,28 @@ class MemoryAttention(nn.Module):
         n, length, _ = x.shape
         q = self.q(self.norm(x)).view(n, length, self.heads, self.head_dim)          # (N, L, H, Dh)
         k, v = kv
-        valid, text = memory.valid, memory.text
-        if memory.owner is None:  # one memory for all (sampling): fold the patches into its queries
+        text, folded = memory.text, memory.owner is None
+        if folded:  # one memory for all (sampling, B = 1, no padding): fold the patches into its queries
             q = q.reshape(1, n * length, self.heads, self.head_dim).transpose(1, 2)  # (1, H, N·L, Dh)
+            valid = None
         else:
-            k, v, valid = k[memory.owner], v[memory.owner], valid[memory.owner]  # (N, H, M, Dh), (N, M)
+            k, v, valid = k[memory.owner], v[memory.owner], memory.valid[memory.owner]  # (N, H, M, Dh), (N, M)
             text = None if text is None else text[memory.owner]
             q = q.transpose(1, 2)                                                    # (N, H, L, Dh)
-        gated = self.text_proj is not None and text is not None and bool(text.any())
-        style = valid & ~text if gated else valid
-        out = self.proj(self._attend(q, k, v, style, n, length, memory.owner is None))
-        if gated:  # the text group; a patch whose memory has no text reads none (adds exactly 0)
-            has_text = text.any(-1)                                                  # (B or N,)
+        gated = self.text_proj is not None and text is not None
+        style = (~text if valid is None else valid & ~text) if gated else valid
+        out = self.proj(self._attend(q, k, v, style, n, length))
+        if gated and folded:  # the one memory holds text (else `text` is None)
+            out = out + self.text_proj(self._attend(q, k, v, text, n, length))
+        elif gated:  # the text group; a patch whose memory has no text reads none (adds exactly 0)
+            has_text = text.any(-1)                                                  # (N,)
             group = text.clone()
             group[:, 0] |= ~has_text                                                 # no empty softmax
-            read = self._attend(q, k, v, group, n, length, memory.owner is None)
-            scale = has_text.to(read.dtype)
-            scale = scale.expand(n) if memory.owner is None else scale
-            out = out + self.text_proj(read) * scale[:, None, None]
+            read = self.text_proj(self._attend(q, k, v, group, n, length))
+            out = out + read * has_text.to(read.dtype)[:, None, None]
         return out
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, n: int, length: int, folded: bool) -> Tensor:
-        """Attention over the entries of `mask` (B or N, M) → (N, L, dim)."""
-        if folded and bool(mask.all()):
-            mask = None  # one memory, no padding: the plain kernel
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, n: int, length: int) -> Tensor:
+        """Attention over the entries of `mask` (B or N, M; None: all) → (N, L, dim)."""
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None, None, :])
         return out.transpose(1, 2).reshape(n, length, self.heads * self.head_dim)
