@@ -346,7 +346,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
             ours = np.asarray(model.extend(piece, width=width, height=height, anchor="center", seed=args.seed,
                                            batch=args.batch, first_row_temperature=first_row,
                                            temperature=args.temperature, input_guidance=args.input_guidance,
-                                           input_blind=args.input_blind).convert("RGB"))
+                                           input_blind=args.input_blind,
+                                           colour_prior=args.colour_prior).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
         # the piece keeps its own pixels at least a quarter of its width from its edges (the blend reaches no further)
         inner = (slice(None), slice(x0 + args.piece // 4 + 1, x0 + args.piece - args.piece // 4 - 1))
@@ -409,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-guidance", type=float, default=1.0, help="extend's guidance on the input (1: off)")
     parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
                         help="what the blind branch of --input-guidance lacks")
+    parser.add_argument("--colour-prior", type=float, default=0.0, help="extend's colour prior strength (0: off)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-model", action="store_true", help="skip nuwa-inf (e.g. only fill the PatchMatch cache)")

@@ -96,7 +96,7 @@ class Model:
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2, text: str = "",
                guidance: float | None = None, first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
-               input_guidance: float = 1.0, input_blind: str = "memory",
+               input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -112,7 +112,8 @@ class Model:
         of each patch's first token row, which sets its palette (None: `temperature`; the default
         is extend's measured one, `infer.cli.DEFAULT_FIRST_ROW_TEMPERATURE`). input_guidance:
         classifier-free guidance on the input (1: none), its blind branch without the style memory
-        (input_blind "memory") or without memory and neighbours ("all").
+        (input_blind "memory") or without memory and neighbours ("all"). colour_prior: the strength of
+        the input's palette at each height on every code's logit (infer/colour_prior.py; 0: off).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
@@ -123,7 +124,8 @@ class Model:
                                   temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend,
                                   edge_tokens=edge_tokens, text=text, guidance=guidance,
                                   first_row_temperature=first_row_temperature,
-                                  input_guidance=input_guidance, input_blind=input_blind)
+                                  input_guidance=input_guidance, input_blind=input_blind,
+                                  colour_prior=colour_prior)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,

@@ -54,6 +54,7 @@ class CanvasSettings:
     edge_tokens: int = 2  # outer token columns/rows of the input regenerated (infer/placement.py)
     input_guidance: float = 1.0     # classifier-free guidance on the input (engine.JobSpec); 1: none
     input_blind: str = "memory"     # what its blind branch lacks: "memory" | "all" (memory and context)
+    colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
 
     @property
     def guidance_scale(self) -> float:
@@ -82,6 +83,8 @@ class CanvasSettings:
             raise UserError(f"--guidance must lie in [0, 30], got {self.guidance}")
         if not 0 <= self.input_guidance <= 30:
             raise UserError(f"--input-guidance must lie in [0, 30], got {self.input_guidance}")
+        if not 0 <= self.colour_prior <= 10:
+            raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
         if self.input_blind not in ("memory", "all"):
             raise UserError(f"--input-blind must be 'memory' or 'all', got {self.input_blind!r}")
         if self.text is not None and len(self.text) > 2000:
@@ -129,7 +132,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
-                   input_guidance=settings.input_guidance, input_blind=settings.input_blind)
+                   input_guidance=settings.input_guidance, input_blind=settings.input_blind,
+                   colour_prior=settings.colour_prior)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
     spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -171,6 +175,9 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
                             help="what guidance on the input leaves out of its blind branch: the style memory, "
                                  "or the memory and the neighbouring patches")
+        parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
+                            help="carry the input's palette at each height: W × the log-density of the input's "
+                                 "colours in that row added to every code's logit (0 = off)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")
@@ -201,7 +208,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
-                          input_blind=args.input_blind)
+                          input_blind=args.input_blind, colour_prior=getattr(args, "colour_prior", 0.0))
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

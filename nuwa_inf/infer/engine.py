@@ -36,6 +36,7 @@ from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, pat
 from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .border_blend import bands, blend_band, blend_width, in_any_band
+from .colour_prior import code_colours, row_prior
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
 from .waves import context_layout, prefill_known
@@ -74,6 +75,7 @@ class JobSpec:
     input_guidance: float = 1.0
     input_blind: str = "memory"
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
+    colour_prior: float = 0.0        # strength of the input's palette at each height (colour_prior.py); 0: off
 
 
 class CanvasRun:
@@ -250,6 +252,22 @@ class CanvasRun:
             self.canvas.write_region(band.rect[0], band.rect[1], out)
             self.blended.add(band.side)
 
+    def _row_bias(self, patches: list) -> torch.Tensor | None:
+        """(n, patch_h, V) the colour prior of each patch's token rows × its strength, or None."""
+        if self.prior is None:
+            return None
+        ph = self.cfg.patch_h
+        return torch.stack([self.prior[r * ph:(r + 1) * ph] for _, r, _ in patches])
+
+    def _colour_prior(self) -> torch.Tensor | None:
+        """(canvas token rows, V) the input's palette at each height × the strength, or None."""
+        if self.spec.colour_prior <= 0 or self.image is None:
+            return None
+        tok, f = self.bundle.tokenizer, self.placement.f
+        colours = code_colours(tok, self.cfg.vocab_size)
+        rows = self.placement.rows * self.cfg.patch_h
+        return self.spec.colour_prior * row_prior(self.image, self.spec.y0, rows, colours, f)
+
     # -- the run ------------------------------------------------------------------------
     def run(self, resume: bool) -> PixelCanvas:
         spec, pl, cfg = self.spec, self.placement, self.cfg
@@ -258,6 +276,7 @@ class CanvasRun:
                       for _ in range(2 if self.guided else 1)]
         self.pool = self.pools[0]  # its slots index both pools' layouts
         self.bands, self.blended = [], set()
+        self.prior = self._colour_prior()
         if self.image is not None:
             self.open_sides = open_sides = pl.open_sides()
             self.blend_px = blend_width(spec.blend, spec.in_w, spec.in_h)
@@ -292,7 +311,8 @@ class CanvasRun:
                 new, kv = sample_guided(self.samplers, self.guidance, self._layout(chunk), patch_rows_cols(chunk),
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
-                                        first_row_temperature=spec.first_row_temperature)
+                                        first_row_temperature=spec.first_row_temperature,
+                                        row_bias=self._row_bias(chunk))
                 for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
