@@ -23,7 +23,7 @@ import torch
 from ..tokenizer.tiled import decode_tiled
 
 BANDWIDTH = 0.06       # kernel width in RGB units of [0, 1]
-FLOOR = -6.0           # a code's prior never goes below this (nats, before the strength)
+FLOOR = -30.0          # a code's prior never goes below this (nats, before the strength)
 ROW_REACH = 1          # input cell rows on each side that join a canvas row's palette
 MAX_CELLS = 768        # cells per canvas row's palette (evenly subsampled beyond)
 BLOCK = 3              # each code decoded as BLOCK×BLOCK copies of itself; the centre is read
