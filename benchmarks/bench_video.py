@@ -18,6 +18,15 @@ scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
                   the real clip's
     s / frame     wall seconds of `animate` per generated frame (T − 1 of them)
 
+`--from-text` is text-to-video: each clip generated from its case's caption alone
+(`Model.generate_clip(text=...)`), scored against the real clip of that caption the same way
+(frame-0 PSNR then only says how far the two scenes differ). `--probe NPZ` (the attribute probe
+`bench_text.py` caches) reads palette, time of day, snow and water in the generated frames 0 and
+T−1 and in the real frame 0 (the probe's ceiling at this size):
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video.py --from-text --cases 4 \\
+        --probe /work/runs/bench_text/probe_1024x512_s200000_n300_f2_r0fb2bda5eb_palette-time-snow-water.npz
+
 `--rss-frames 16,64` measures the peak RSS of one animation of each length in a fresh
 subprocess (this script with `--rss-child`), so peaks do not mix.
 
@@ -49,6 +58,7 @@ from bench_continuation import _font, git_state, save_small_webp, write_json
 from common import machine_info, print_table  # (adds the repo to sys.path)
 from nuwa_inf.data.procedural import caption, full_attributes, render_clip
 from nuwa_inf.errors import UserError
+from nuwa_inf.eval.attribute_probe import AttributeProbe, image_features
 from nuwa_inf.eval.video_metrics import clip_figures
 
 CLIP_SEED = 97000  # case i renders seed CLIP_SEED + i
@@ -136,6 +146,20 @@ def table_row(label: str, figures: dict) -> list[str]:
 
 HEADERS = ["case", "motion ×", "motion", "flicker ×", "flicker", "identical", "drift ×", "PSNR", "seam (real)",
            "s / frame"]
+
+
+def probe_hits(probe: AttributeProbe, frame: np.ndarray, attrs: dict) -> dict[str, bool]:
+    """Per attribute: does the probe read the case's value in `frame`?"""
+    read = probe.predict(image_features(frame))
+    return {name: bool(read[name] == attrs[name]) for name in probe.names}
+
+
+def probe_accuracy(records: list[dict], names: list[str]) -> dict[str, dict[str, float]]:
+    """Share of cases whose frames show the prompted value, per attribute: generated frame 0, its
+    last frame, and the real clip's frame 0 (the probe's ceiling at this size)."""
+    rows = {key: [r["figures"]["probe"][key] for r in records] for key in records[0]["figures"]["probe"]}
+    rows["real frame 0"] = [r["figures"]["probe_real"] for r in records]
+    return {key: {n: float(np.mean([hits[n] for hits in values])) for n in names} for key, values in rows.items()}
 
 
 # ---------------------------------------------------------------- pictures
@@ -253,19 +277,30 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
 
     model = nuwa_inf.load(args.model, device=args.device)
     payload["settings"]["model_dir"] = str(model.directory)
+    probe = AttributeProbe.load(args.probe) if args.probe else None
     records, pairs, rows = [], [], []
     for i in range(args.cases):
         case = case_spec(i)
         real = real_clip(case, args.width, args.height, args.frames)
-        options = {"text": caption(case["attrs"])} if args.text else {}
+        options = {"text": caption(case["attrs"])} if args.text or args.from_text else {}
         started = time.monotonic()
-        generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
-                                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                             persistence=args.persistence, **options))
+        if args.from_text:  # text-to-video: no still, frame 0 generated too
+            generated = np.asarray(model.generate_clip(args.width, args.height, args.frames, seed=args.seed + i,
+                                                       temperature=args.temperature, top_k=args.top_k,
+                                                       top_p=args.top_p, persistence=args.persistence, **options))
+        else:
+            generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
+                                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                                 persistence=args.persistence, **options))
         seconds = time.monotonic() - started
         if generated.shape != real.shape or generated.dtype != np.uint8:
             raise UserError(f"animate returned {generated.shape} {generated.dtype}, expected {real.shape} uint8")
         figures = score(generated, real, seconds)
+        if probe is not None:  # does the clip show what its prompt names, at its start and end?
+            figures["probe"] = {f"frame {t}": probe_hits(probe, generated[t], case["attrs"])
+                                for t in (0, len(generated) - 1)}
+            figures["probe_real"] = probe_hits(probe, real[0], case["attrs"])
+            log(f"  probe, generated frames 0 / last: {figures['probe']}; real frame 0: {figures['probe_real']}")
         records.append({**case, "prompt": options.get("text"), "figures": figures})
         rows.append(table_row(case["name"], figures))
         pairs.append((case["name"], real, generated))
@@ -276,6 +311,10 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
             np.savez_compressed(Path(args.keep_clips) / f"case{i}.npz", real=real, generated=generated)
     payload["cases"] = records
     payload["mean"] = mean_figures([r["figures"] for r in records], RATIO_KEYS + ("motion", "flicker", "s_per_frame"))
+    if probe is not None:
+        payload["probe_accuracy"] = probe_accuracy(records, probe.names)
+        print_table(["probe on", *probe.names], [[key, *(fmt(acc[n]) for n in probe.names)]
+                                                 for key, acc in payload["probe_accuracy"].items()])
     print(f"\nanimations of {args.cases} held-out stills ({args.width}x{args.height}, {args.frames} frames)")
     print_table(HEADERS, rows + [table_row("mean", payload["mean"])])
     if args.rss_frames:
@@ -296,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=8.0, help="playback rate of --picture")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the case index is added)")
     parser.add_argument("--text", action="store_true", help="animate with the case's caption as the prompt")
+    parser.add_argument("--from-text", action="store_true",
+                        help="text-to-video: generate each clip from its caption alone (no still; frame-0 PSNR "
+                             "then says nothing)")
+    parser.add_argument("--probe", default=None, metavar="NPZ",
+                        help="an attribute probe (bench_text.py's cache) to read each clip's frames 0 and T-1")
     parser.add_argument("--temperature", type=float, default=None, help="default: the clip default (0.3)")
     parser.add_argument("--persistence", type=float, default=None, help="default: the clip default")
     parser.add_argument("--top-k", type=int, default=0)

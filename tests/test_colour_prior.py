@@ -30,9 +30,9 @@ def test_each_height_favours_the_colours_the_input_holds_there():
     prior = row_prior(two_band_image(), y0=32, canvas_token_rows=8, colours=colours, f=16)  # input rows 2..5
     assert prior.shape == (8, 3) and float(prior.max()) <= 0.0
     for row in (0, 1, 2):      # above the input and its top: its top row's palette
-        assert prior[row, 0] == 0 and prior[row, 1] == FLOOR
+        assert prior[row, 0] > -0.01 and prior[row, 1] == FLOOR
     for row in (5, 6, 7):      # its bottom and below
-        assert prior[row, 1] == 0 and prior[row, 0] == FLOOR
+        assert prior[row, 1] > -0.01 and prior[row, 0] == FLOOR
     assert torch.all(prior[:, 2] == FLOOR)  # a colour the input never holds
     assert prior[3, 1] > FLOOR and prior[4, 0] > FLOOR  # rows next to the boundary see both bands
 

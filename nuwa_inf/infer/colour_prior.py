@@ -3,10 +3,11 @@
 The transformer alone lets the palette and layout of the input fade within a patch or two of
 its edges (a night sky turns to day, a lake to grey streaks). This prior carries them on:
 every code of the tokenizer decodes to a colour (`code_colours`); for each token row of the
-canvas, the input's own 16-px cells in the nearest input rows form a kernel density of
-colours, and a code's prior is the log of that density at the code's colour, relative to the
-row's best code and floored. Sampling adds `strength` × prior to the logits: a product of the
-model's distribution and the input's palette at that height, raised to `strength`.
+canvas, the input's own 16-px cells in the nearest input rows are that height's palette, and a
+code's prior is −d²/2h², d the distance of its colour to the nearest colour of the palette
+(floored). Sampling adds `strength` × prior to the logits. The palette's support, not its
+frequencies: a density (tried first) favours the row's commonest colour and turned every ridge
+into fog; the nearest distance leaves the ink of a ridge as likely as the sky beside it.
 
 Deterministic in the input and the tokenizer, so per-patch RNG, batch invariance and resume
 stay exact.
@@ -22,8 +23,8 @@ import torch
 
 from ..tokenizer.tiled import decode_tiled
 
-BANDWIDTH = 0.06       # kernel width in RGB units of [0, 1]
-FLOOR = -30.0          # a code's prior never goes below this (nats, before the strength)
+BANDWIDTH = float(os.environ.get("NUWA_PRIOR_H", "0.06"))  # EXPERIMENT      # h: how far (RGB in [0, 1]) a code's colour may lie from the palette
+FLOOR = float(os.environ.get("NUWA_PRIOR_FLOOR", "-30"))  # EXPERIMENT         # a code's prior never goes below this (nats, before the strength)
 ROW_REACH = 1          # input cell rows on each side that join a canvas row's palette
 MAX_CELLS = 768        # cells per canvas row's palette (evenly subsampled beyond)
 BLOCK = 3              # each code decoded as BLOCK×BLOCK copies of itself; the centre is read
@@ -72,8 +73,8 @@ def cell_colours(image: np.ndarray, f: int) -> np.ndarray:
 
 
 def row_prior(image: np.ndarray, y0: int, canvas_token_rows: int, colours: np.ndarray, f: int) -> torch.Tensor:
-    """(canvas_token_rows, codes) float32 log-prior, ≤ 0, of each code at each canvas token row,
-    from the palette of the input `image` placed with its top at canvas pixel row `y0`."""
+    """(canvas_token_rows, codes) float32 prior, ≤ 0, of each code at each canvas token row, from
+    the palette of the input `image` placed with its top at canvas pixel row `y0`."""
     cells = cell_colours(image, f)                                         # (h, w, 3)
     h = cells.shape[0]
     codes = torch.from_numpy(colours)                                      # (V, 3)
@@ -83,7 +84,6 @@ def row_prior(image: np.ndarray, y0: int, canvas_token_rows: int, colours: np.nd
         palette = cells[max(0, centre - ROW_REACH): centre + ROW_REACH + 1].reshape(-1, 3)
         if len(palette) > MAX_CELLS:
             palette = palette[np.linspace(0, len(palette) - 1, MAX_CELLS).round().astype(int)]
-        dist2 = torch.cdist(codes, torch.from_numpy(palette)) ** 2          # (V, cells)
-        log_density = torch.logsumexp(-dist2 / (2 * BANDWIDTH ** 2), dim=1)
-        prior[row] = (log_density - log_density.max()).clamp_min(FLOOR)
+        nearest = torch.cdist(codes, torch.from_numpy(palette)).min(dim=1).values   # (V,)
+        prior[row] = (-nearest ** 2 / (2 * BANDWIDTH ** 2)).clamp_min(FLOOR)
     return prior
