@@ -315,7 +315,8 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
         payload["probe_accuracy"] = probe_accuracy(records, probe.names)
         print_table(["probe on", *probe.names], [[key, *(fmt(acc[n]) for n in probe.names)]
                                                  for key, acc in payload["probe_accuracy"].items()])
-    print(f"\nanimations of {args.cases} held-out stills ({args.width}x{args.height}, {args.frames} frames)")
+    what = "clips from the captions of" if args.from_text else "animations of"
+    print(f"\n{what} {args.cases} held-out stills ({args.width}x{args.height}, {args.frames} frames)")
     print_table(HEADERS, rows + [table_row("mean", payload["mean"])])
     if args.rss_frames:
         payload["peak_rss"] = [peak_rss(args, frames) for frames in args.rss_frames]

@@ -1,13 +1,19 @@
 """A colour prior from the input: at each height of the canvas, the palette the input holds there.
 
 The transformer alone lets the palette and layout of the input fade within a patch or two of
-its edges (a night sky turns to day, a lake to grey streaks). This prior carries them on:
-every code of the tokenizer decodes to a colour (`code_colours`); for each token row of the
+its edges (a night sky turns to day, a lake to grey streaks). This prior is meant to carry them
+on: every code of the tokenizer decodes to a colour (`code_colours`); for each token row of the
 canvas, the input's own 16-px cells in the nearest input rows are that height's palette, and a
 code's prior is −d²/2h², d the distance of its colour to the nearest colour of the palette
 (floored). Sampling adds `strength` × prior to the logits. The palette's support, not its
 frequencies: a density (tried first) favours the row's commonest colour and turned every ridge
 into fog; the nearest distance leaves the ink of a ridge as likely as the sky beside it.
+
+Measured (README, "Tried and lost"): off by default. With the bundled model, strength 1 puts
+every stretch's vertical layout nearer the truth (4 of 4 held-out cases) and keeps a night
+scroll night, but the ridges dissolve into fog: the model draws them with codes the prior
+penalises, so carry (light and texture) gets worse on the three other cases. The option stays
+for night scenes and for models whose structure codes share the input's colours.
 
 Deterministic in the input and the tokenizer, so per-patch RNG, batch invariance and resume
 stay exact.
@@ -23,8 +29,8 @@ import torch
 
 from ..tokenizer.tiled import decode_tiled
 
-BANDWIDTH = float(os.environ.get("NUWA_PRIOR_H", "0.06"))  # EXPERIMENT      # h: how far (RGB in [0, 1]) a code's colour may lie from the palette
-FLOOR = float(os.environ.get("NUWA_PRIOR_FLOOR", "-30"))  # EXPERIMENT         # a code's prior never goes below this (nats, before the strength)
+BANDWIDTH = 0.06       # h: how far (RGB in [0, 1]) a code's colour may lie from the palette
+FLOOR = -3.0           # a code's prior never goes below this (nats, before the strength)
 ROW_REACH = 1          # input cell rows on each side that join a canvas row's palette
 MAX_CELLS = 768        # cells per canvas row's palette (evenly subsampled beyond)
 BLOCK = 3              # each code decoded as BLOCK×BLOCK copies of itself; the centre is read

@@ -20,10 +20,6 @@ from .memory import StyleSource
 from .transformer import LocalTransformer
 
 
-import os
-_PRIOR_TOKENS = int(os.environ.get("NUWA_PRIOR_TOKENS", "100000"))  # EXPERIMENT
-
-
 def patch_uniforms(seed: int, positions: list[Pos], count: int) -> torch.Tensor:
     """(n, count) uniforms in [0, 1), one stream per patch position."""
     rows = []
@@ -178,7 +174,7 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
             held = prefer[:, t: t + 1]                                     # (n, 1), -1: nothing held
             bonus = torch.where(held >= 0, prefer_bias, 0.0).to(mixed.dtype)
             mixed = mixed.scatter_add(1, held.clamp_min(0), bonus)
-        if row_bias is not None and t < _PRIOR_TOKENS:
+        if row_bias is not None:
             mixed = mixed + row_bias[:, t // cfg.patch_w].to(mixed.dtype)
         first_row = first_row_temperature is not None and t < cfg.patch_w
         next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p)
