@@ -287,7 +287,9 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
         if args.from_text:  # text-to-video: no still, frame 0 generated too
             generated = np.asarray(model.generate_clip(args.width, args.height, args.frames, seed=args.seed + i,
                                                        temperature=args.temperature, top_k=args.top_k,
-                                                       top_p=args.top_p, persistence=args.persistence, **options))
+                                                       top_p=args.top_p, persistence=args.persistence,
+                                                       first_frame_temperature=args.first_frame_temperature,
+                                                       **options))
         else:
             generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
                                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -339,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-text", action="store_true",
                         help="text-to-video: generate each clip from its caption alone (no still; frame-0 PSNR "
                              "then says nothing)")
+    parser.add_argument("--first-frame-temperature", type=float, default=None,
+                        help="--from-text: frame 0's sampling temperature (default: the clip's)")
     parser.add_argument("--probe", default=None, metavar="NPZ",
                         help="an attribute probe (bench_text.py's cache) to read each clip's frames 0 and T-1")
     parser.add_argument("--temperature", type=float, default=None, help="default: the clip default (0.3)")

@@ -161,12 +161,14 @@ class Model:
     def generate_clip(self, width: int, height: int, frames: int, *, fps: float = 8.0, seed: int = 0,
                       text: str = "", guidance: float | None = None, temperature: float | None = None, top_k: int = 0,
                       top_p: float = 1.0, batch: int = 16, order: str = "raster", persistence: float | None = None,
+                      first_frame_temperature: float | None = None,
                       output: str | os.PathLike | None = None, overwrite: bool = False,
                       run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """A clip from a prompt (`text`) or unconditional, as `nuwa-inf generate --frames`; returns
-        and writes as `animate`."""
+        and writes as `animate`. `first_frame_temperature`: frame 0's (None: `temperature`)."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
-                              batch, order, output, overwrite, run_dir, progress, persistence)
+                              batch, order, output, overwrite, run_dir, progress, persistence,
+                              first_frame_temperature)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
@@ -229,7 +231,8 @@ class Model:
                 remove_run_dir(result.run_dir)
 
     def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
-                  order, output, overwrite, run_dir, progress, persistence) -> np.ndarray | Path:
+                  order, output, overwrite, run_dir, progress, persistence,
+                  first_frame_temperature=None) -> np.ndarray | Path:
         from .images import load_rgb
         from .infer.clip_cli import DEFAULT_CLIP_TEMPERATURE, DEFAULT_PERSISTENCE, ClipSettings, run_clip, write_clip
         from .infer.engine import remove_run_dir
@@ -238,7 +241,8 @@ class Model:
         temperature = DEFAULT_CLIP_TEMPERATURE if temperature is None else temperature
         settings = ClipSettings(frames=frames, fps=fps, seed=seed, temperature=temperature, top_k=top_k,
                                 top_p=top_p, batch=batch, order=order, text=text, guidance=guidance,
-                                persistence=DEFAULT_PERSISTENCE if persistence is None else persistence)
+                                persistence=DEFAULT_PERSISTENCE if persistence is None else persistence,
+                                first_frame_temperature=first_frame_temperature)
         settings.check()
         out = check_clip_output(output, overwrite) if output is not None else None
         if self._video is None:

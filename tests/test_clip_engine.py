@@ -113,6 +113,21 @@ def test_generate_frames_writes_a_gif_with_the_right_durations(video_model, tmp_
         assert gif.info["duration"] == 250   # milliseconds
 
 
+def test_a_generated_frame_0_takes_its_own_temperature(video_model):
+    """Text-to-video's frame 0 at `first_frame_temperature`: it differs from the plain clip's and
+    is frame 0 of a clip sampled at that temperature throughout; the clip stays batch-invariant."""
+    model = nuwa_inf.load(video_model)
+
+    def clip(temperature=0.3, **options):
+        return model.generate_clip(128, 64, 3, seed=4, temperature=temperature, **options)
+
+    plain, hot = clip(), clip(first_frame_temperature=1.0)
+    assert not np.array_equal(plain[0], hot[0])
+    assert np.array_equal(hot[0], clip(temperature=1.0)[0])
+    assert not np.array_equal(hot[1:], clip(temperature=1.0)[1:])
+    assert np.array_equal(hot, clip(first_frame_temperature=1.0, batch=1))
+
+
 def test_animate_cli_writes_a_frame_folder(video_model, still, tmp_path):
     out = tmp_path / "frames/"
     assert main(["animate", str(still), "-o", str(out) + "/", "--frames", "3", "--model", str(video_model),

@@ -48,6 +48,7 @@ class ClipSettings:
     text: str = ""
     guidance: float | None = None
     persistence: float = DEFAULT_PERSISTENCE
+    first_frame_temperature: float | None = None  # text-to-video's frame 0; None: `temperature`
 
     def check(self) -> None:
         from ..errors import UserError
@@ -63,6 +64,8 @@ class ClipSettings:
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
         if not 0 <= self.persistence <= 20:
             raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
+        if self.first_frame_temperature is not None and self.first_frame_temperature < 0:
+            raise UserError(f"--first-frame-temperature must be >= 0, got {self.first_frame_temperature}")
         CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
                        top_p=self.top_p, batch=self.batch, text=self.text, guidance=self.guidance).check()
 
@@ -107,7 +110,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     input_sha=hashlib.sha1(still.tobytes()).hexdigest()[:16] if still is not None else "",
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                     order=settings.order, model_hash=bundle.weights_hash, text=settings.text or "",
-                    guidance=settings.guidance_scale, persistence=settings.persistence)
+                    guidance=settings.guidance_scale, persistence=settings.persistence,
+                    first_frame_temperature=settings.first_frame_temperature)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
@@ -141,7 +145,8 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
     temperature = DEFAULT_CLIP_TEMPERATURE if args.temperature is None else args.temperature
     settings = ClipSettings(frames=args.frames, fps=args.fps, seed=args.seed, temperature=temperature,
                             top_k=args.top_k, top_p=args.top_p, batch=args.batch, order=args.order or "raster",
-                            text=args.text, guidance=args.guidance, persistence=args.persistence)
+                            text=args.text, guidance=args.guidance, persistence=args.persistence,
+                            first_frame_temperature=args.first_frame_temperature)
     settings.check()
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
@@ -184,6 +189,8 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persistence", type=float, default=DEFAULT_PERSISTENCE, metavar="B",
                         help="logit bonus of the token a place held in the frame before: steadier frames, "
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
+    parser.add_argument("--first-frame-temperature", type=float, default=None, metavar="T",
+                        help="text-to-video: the temperature of the generated frame 0 (default: --temperature)")
 
 
 def register_animate(subparsers: argparse._SubParsersAction, sampling_flags: Callable) -> None:

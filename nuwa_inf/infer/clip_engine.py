@@ -60,6 +60,7 @@ class ClipSpec:
     text: str = ""
     guidance: float = 1.0
     persistence: float = 0.0         # logit bonus of the token the same place held in the frame before
+    first_frame_temperature: float | None = None  # a generated frame 0's (text-to-video); None: `temperature`
 
 
 def patch_positions(patches: list) -> torch.Tensor:
@@ -181,6 +182,16 @@ class ClipRun:
         return frames_done
 
     # -- the run ----------------------------------------------------------------------------
+    def _by_temperature(self, chunk: list) -> list[tuple[list, float]]:
+        """The chunk's patches in groups of one sampling temperature: a generated frame 0 may take
+        its own (`first_frame_temperature`), the later frames the clip's."""
+        spec = self.spec
+        if spec.first_frame_temperature is None or spec.animate:
+            return [(chunk, spec.temperature)]
+        first = [p for p in chunk if p[0] == 0]
+        later = [p for p in chunk if p[0] != 0]
+        return [(g, t) for g, t in ((first, spec.first_frame_temperature), (later, spec.temperature)) if g]
+
     def run(self, resume: bool) -> list[Path]:
         """Generate (or continue) the clip → the paths of its frames, in order."""
         spec, cfg = self.spec, self.cfg
@@ -207,16 +218,17 @@ class ClipRun:
         for w in range(start_wave, len(self.waves)):
             for start in range(0, len(self.waves[w]), self.batch):
                 chunk = self.waves[w][start:start + self.batch]
-                uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
-                layout = context_layout(self.schedule, self.pool, cfg, chunk)
-                new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(chunk), uniforms,
-                                        spec.temperature, spec.top_k, spec.top_p,
-                                        canvas_rows=self._canvas_rows(chunk), prefer=self._held(tokens, chunk),
-                                        prefer_bias=spec.persistence)
-                for pool, (k, v) in zip(self.pools, kv, strict=True):
-                    pool.add(chunk, k, v)
-                for i, p in enumerate(chunk):
-                    self._set_patch(tokens, p, new[i].numpy())
+                for group, temperature in self._by_temperature(chunk):  # patches are batch-invariant
+                    uniforms = patch_uniforms(spec.seed, group, cfg.patch_tokens)
+                    layout = context_layout(self.schedule, self.pool, cfg, group)
+                    new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(group), uniforms,
+                                            temperature, spec.top_k, spec.top_p,
+                                            canvas_rows=self._canvas_rows(group), prefer=self._held(tokens, group),
+                                            prefer_bias=spec.persistence)
+                    for pool, (k, v) in zip(self.pools, kv, strict=True):
+                        pool.add(group, k, v)
+                    for i, p in enumerate(group):
+                        self._set_patch(tokens, p, new[i].numpy())
                 done += len(chunk)
                 bar.update(len(chunk))
                 bar.set_postfix_str(f"frame {frames_done}/{spec.frames}")
