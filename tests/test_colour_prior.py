@@ -44,10 +44,10 @@ def test_each_height_favours_the_colours_the_input_holds_there():
 def test_code_colours_are_the_decoded_codes_and_are_cached(tiny_tokenizer, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     codes = tiny_tokenizer.codebook_size
-    colours = code_colours(tiny_tokenizer, codes)
+    colours = code_colours(tiny_tokenizer)
     assert colours.shape == (codes, 3) and colours.min() >= 0 and colours.max() <= 1
     assert len(list((tmp_path / "nuwa-inf").glob("code-colours-*.npy"))) == 1
-    assert np.array_equal(code_colours(tiny_tokenizer, codes), colours)
+    assert np.array_equal(code_colours(tiny_tokenizer), colours)
     f = tiny_tokenizer.downsample
     for code in (0, codes // 2, codes - 1):  # a wide field of one code decodes to about its colour
         pixels = decode_tiled(tiny_tokenizer, np.full((5, 5), code, dtype=np.int32))
@@ -89,7 +89,7 @@ def test_the_prior_changes_the_extension_and_keeps_it_exact(model_dir, tmp_path,
     so the input is two bands in the colours of the two codes farthest apart.)"""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     bundle = load_bundle(model_dir)
-    colours = code_colours(bundle.tokenizer, bundle.transformer.cfg.vocab_size)
+    colours = code_colours(bundle.tokenizer)
     apart = np.linalg.norm(colours[:, None] - colours[None], axis=-1)
     top, bottom = np.unravel_index(apart.argmax(), apart.shape)
     image = np.zeros((192, 128, 3), dtype=np.uint8)

@@ -208,7 +208,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
-                          input_blind=args.input_blind, colour_prior=getattr(args, "colour_prior", 0.0))
+                          input_blind=args.input_blind, colour_prior=args.colour_prior)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

@@ -49,9 +49,10 @@ def _tokenizer_hash(tokenizer) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_colours(tokenizer, codes: int) -> np.ndarray:
-    """(codes, 3) float32 mean RGB in [0, 1] of each code, decoded as a block of itself;
+def code_colours(tokenizer) -> np.ndarray:
+    """(codebook size, 3) float32 mean RGB in [0, 1] of each code, decoded as a block of itself;
     cached per tokenizer under ~/.cache/nuwa-inf (the bundled tokenizer's takes ≈ 40 s once)."""
+    codes = tokenizer.codebook_size
     path = _cache_dir() / f"code-colours-{_tokenizer_hash(tokenizer)}-{codes}.npy"
     if path.is_file():
         return np.load(path)

@@ -264,7 +264,7 @@ class CanvasRun:
         if self.spec.colour_prior <= 0 or self.image is None:
             return None
         tok, f = self.bundle.tokenizer, self.placement.f
-        colours = code_colours(tok, self.cfg.vocab_size)
+        colours = code_colours(tok)
         rows = self.placement.rows * self.cfg.patch_h
         return self.spec.colour_prior * row_prior(self.image, self.spec.y0, rows, colours, f)
 
