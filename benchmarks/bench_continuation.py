@@ -345,7 +345,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
             first_row = None if args.first_row_temperature < 0 else args.first_row_temperature
             ours = np.asarray(model.extend(piece, width=width, height=height, anchor="center", seed=args.seed,
                                            batch=args.batch, first_row_temperature=first_row,
-                                           temperature=args.temperature, input_guidance=args.input_guidance,
+                                           temperature=args.temperature, min_p=args.min_p,
+                                           input_guidance=args.input_guidance,
                                            input_blind=args.input_blind,
                                            colour_prior=args.colour_prior).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
@@ -407,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-row-temperature", type=float, default=DEFAULT_FIRST_ROW_TEMPERATURE,
                         help=f"extend's temperature of each patch's first token row (default "
                              f"{DEFAULT_FIRST_ROW_TEMPERATURE}, extend's; -1: --temperature)")
+    parser.add_argument("--min-p", type=float, default=0.0, help="extend's min-p truncation (0: off)")
     parser.add_argument("--input-guidance", type=float, default=1.0, help="extend's guidance on the input (1: off)")
     parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
                         help="what the blind branch of --input-guidance lacks")

@@ -94,7 +94,8 @@ class Model:
 
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2, text: str = "",
+               top_p: float = 1.0, min_p: float = 0.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2,
+               text: str = "",
                guidance: float | None = None, first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                output: str | os.PathLike | None = None, overwrite: bool = False,
@@ -103,7 +104,7 @@ class Model:
 
         anchor: "left" | "center" | "right" | "top" | "bottom" | "X,Y" (pixels).
         order: "auto" (strips for an input spanning the height, else outward), "strips",
-        "outward", "raster" or a sweep direction. seed/temperature/top_k/top_p: sampling
+        "outward", "raster" or a sweep direction. seed/temperature/top_k/top_p/min_p: sampling
         (per-patch random streams: the image does not depend on `batch`). blend: pixels over
         which the input fades into its surroundings (multi-band); edge_tokens: the input's outer
         token columns/rows regenerated (its own encoding gets them wrong). text: a prompt (text-guided
@@ -121,23 +122,24 @@ class Model:
         progress: called as progress(patches_done, patches_total) after each batch.
         """
         settings = CanvasSettings(width=width, height=height, anchor=anchor, order=order, seed=seed,
-                                  temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, blend=blend,
-                                  edge_tokens=edge_tokens, text=text, guidance=guidance,
+                                  temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, batch=batch,
+                                  blend=blend, edge_tokens=edge_tokens, text=text, guidance=guidance,
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
                                   colour_prior=colour_prior)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch: int = 16,
-                 text: str = "", guidance: float | None = None,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
+                 batch: int = 16, text: str = "", guidance: float | None = None,
                  output: str | os.PathLike | None = None, overwrite: bool = False,
                  run_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None) -> Image.Image | Path:
         """Generation of a `width`×`height` canvas (raster order by default) from a prompt
         (`text`) or unconditional; the arguments mean what they mean for `extend`."""
         settings = CanvasSettings(width=width, height=height, order=order, seed=seed, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, batch=batch, text=text, guidance=guidance)
+                                  top_k=top_k, top_p=top_p, min_p=min_p, batch=batch, text=text,
+                                  guidance=guidance)
         return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
 
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",

@@ -96,6 +96,7 @@ def test_killed_run_resumes_to_the_same_image(model_dir, input_png, tmp_path):
     (["--width", "0"], "--width"),
     (["--order", "sideways"], "--order"),
     (["--batch", "0"], "--batch"),
+    (["--min-p", "1.5"], "--min-p"),
     (["--anchor", "5000,0"], "outside"),
 ])
 def test_bad_flags_are_one_line_exit_2(model_dir, input_png, tmp_path, capsys, flags, message):

@@ -46,6 +46,7 @@ class CanvasSettings:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    min_p: float = 0.0    # drop codes below min_p × the likeliest's probability (model/sampler.py)
     batch: int = 16
     blend: int = 256      # widest ramp (px) of the multi-band blend of the input into its surroundings
     text: str = ""        # prompt (the model needs a text encoder)
@@ -73,6 +74,8 @@ class CanvasSettings:
             raise UserError(f"--top-k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_p < 1:
+            raise UserError(f"--min-p must be in [0, 1), got {self.min_p}")
         if self.blend < 0:
             raise UserError(f"--blend must be >= 0 pixels, got {self.blend}")
         if not 0 <= self.edge_tokens <= 16:
@@ -129,7 +132,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    in_w=in_w, in_h=in_h,
                    input_sha=hashlib.sha1(image.tobytes()).hexdigest()[:16] if image is not None else "",
                    seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k,
-                   top_p=settings.top_p, order=settings.order, model_hash=bundle.weights_hash,
+                   top_p=settings.top_p, min_p=settings.min_p, order=settings.order,
+                   model_hash=bundle.weights_hash,
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
@@ -158,6 +162,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                         help=f"sampling temperature (default 1; {DEFAULT_CLIP_TEMPERATURE} for a clip)")
     parser.add_argument("--top-k", type=int, default=0, help="0 = off")
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--min-p", type=float, default=0.0, metavar="P",
+                        help="drop codes less likely than P × the likeliest one (0 = off)")
     if not clip:
         parser.add_argument("--first-row-temperature", type=float, default=None, metavar="T",
                             help="temperature of each patch's first token row, which sets its palette (extend's "
@@ -205,7 +211,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
     return CanvasSettings(width=args.width, height=args.height, anchor=getattr(args, "anchor", "center"),
                           order=args.order or "auto", seed=args.seed,
                           temperature=1.0 if args.temperature is None else args.temperature, top_k=args.top_k,
-                          top_p=args.top_p, batch=args.batch, blend=args.blend, text=args.text,
+                          top_p=args.top_p, min_p=args.min_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior)

@@ -55,6 +55,7 @@ class ClipSpec:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    min_p: float = 0.0               # sampler.pick_tokens
     order: str = "raster"            # each frame's spatial sweep
     model_hash: str = ""
     text: str = ""
@@ -224,7 +225,7 @@ class ClipRun:
                     new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(group), uniforms,
                                             temperature, spec.top_k, spec.top_p,
                                             canvas_rows=self._canvas_rows(group), prefer=self._held(tokens, group),
-                                            prefer_bias=spec.persistence)
+                                            prefer_bias=spec.persistence, min_p=spec.min_p)
                     for pool, (k, v) in zip(self.pools, kv, strict=True):
                         pool.add(group, k, v)
                     for i, p in enumerate(group):

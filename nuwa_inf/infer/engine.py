@@ -62,6 +62,7 @@ class JobSpec:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    min_p: float = 0.0               # drop codes below min_p × the likeliest's probability (sampler.pick_tokens)
     order: str = "auto"
     feather: int = 32                # with blend 0: the old linear feather from input to generated pixels
     model_hash: str = ""
@@ -312,7 +313,7 @@ class CanvasRun:
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
                                         first_row_temperature=spec.first_row_temperature,
-                                        row_bias=self._row_bias(chunk))
+                                        row_bias=self._row_bias(chunk), min_p=spec.min_p)
                 for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):

@@ -43,8 +43,14 @@ def patch_canvas_rows(positions: list[Pos], canvas_token_rows: int, patch_h: int
 
 
 def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int,
-                top_p: float) -> torch.Tensor:
-    """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64."""
+                top_p: float, min_p: float = 0.0) -> torch.Tensor:
+    """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64.
+
+    Truncations, after the temperature: `top_k` keeps the k likeliest codes, `top_p` the
+    likeliest ones that cover p of the mass, `min_p` the codes at least min_p × as likely as
+    the likeliest (a cut that follows the model's confidence: where one code dominates, the
+    rare tail that would start a bright block in a night sky goes; where many codes are about
+    as likely, they all stay)."""
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits.double() / temperature
@@ -52,6 +58,8 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
+    if min_p > 0:
+        probs = probs.masked_fill(probs < min_p * probs.amax(-1, keepdim=True), 0.0)
     if top_p < 1.0:
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
         drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
@@ -148,7 +156,7 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
                   uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None,
                   first_row_temperature: float | None = None, prefer: torch.Tensor | None = None,
-                  prefer_bias: float = 0.0, row_bias: torch.Tensor | None = None):
+                  prefer_bias: float = 0.0, row_bias: torch.Tensor | None = None, min_p: float = 0.0):
     """Sample n patches with one sampler, or with [conditional, unconditional] and classifier-free
     guidance: logits = uncond + guidance · (cond − uncond). Both branches read their own pool
     through the same `layout` (their pools take the same patches in the same order, so their
@@ -157,7 +165,7 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
     -1 where none, names a token per place that gets `prefer_bias` added to its logit (before the
     temperature): a clip's persistence, the token the same place held in the frame before.
     `row_bias` (n, patch_h, V) is added to the logits of every token of that patch row (before the
-    temperature): the input's colour prior (infer/colour_prior.py).
+    temperature): the input's colour prior (infer/colour_prior.py). `min_p`: see `pick_tokens`.
     → (tokens (n, P), [(K, V) per sampler])."""
     cfg = samplers[0].cfg
     n = layout.ctx_index.shape[0]
@@ -177,7 +185,8 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
         if row_bias is not None:
             mixed = mixed + row_bias[:, t // cfg.patch_w].to(mixed.dtype)
         first_row = first_row_temperature is not None and t < cfg.patch_w
-        next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p)
+        next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p,
+                               min_p)
         if forced is not None:
             next_ids = torch.where(forced[:, t] >= 0, forced[:, t], next_ids)
         tokens[:, t] = next_ids
