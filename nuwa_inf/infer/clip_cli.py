@@ -68,7 +68,8 @@ class ClipSettings:
         if self.first_frame_temperature is not None and self.first_frame_temperature < 0:
             raise UserError(f"--first-frame-temperature must be >= 0, got {self.first_frame_temperature}")
         CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
-                       top_p=self.top_p, min_p=self.min_p, batch=self.batch, text=self.text, guidance=self.guidance).check()
+                       top_p=self.top_p, min_p=self.min_p, batch=self.batch, text=self.text,
+                       guidance=self.guidance).check()
 
     @property
     def guidance_scale(self) -> float:
@@ -110,7 +111,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
     spec = ClipSpec(width=width, height=height, frames=settings.frames, fps=settings.fps, animate=still is not None,
                     input_sha=hashlib.sha1(still.tobytes()).hexdigest()[:16] if still is not None else "",
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                    min_p=settings.min_p, order=settings.order, model_hash=bundle.weights_hash, text=settings.text or "",
+                    min_p=settings.min_p, order=settings.order, model_hash=bundle.weights_hash,
+                    text=settings.text or "",
                     guidance=settings.guidance_scale, persistence=settings.persistence,
                     first_frame_temperature=settings.first_frame_temperature)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -145,7 +147,8 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
 
     temperature = DEFAULT_CLIP_TEMPERATURE if args.temperature is None else args.temperature
     settings = ClipSettings(frames=args.frames, fps=args.fps, seed=args.seed, temperature=temperature,
-                            top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, batch=args.batch, order=args.order or "raster",
+                            top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, batch=args.batch,
+                            order=args.order or "raster",
                             text=args.text, guidance=args.guidance, persistence=args.persistence,
                             first_frame_temperature=args.first_frame_temperature)
     settings.check()
