@@ -128,6 +128,17 @@ def test_a_generated_frame_0_takes_its_own_temperature(video_model):
     assert np.array_equal(hot, clip(first_frame_temperature=1.0, batch=1))
 
 
+def test_min_p_changes_a_clip_and_keeps_it_batch_invariant(video_model):
+    model = nuwa_inf.load(video_model)
+
+    def clip(**options):
+        return model.generate_clip(128, 64, 3, seed=4, temperature=1.0, **options)
+
+    truncated = clip(min_p=0.5)
+    assert not np.array_equal(truncated, clip())
+    assert np.array_equal(truncated, clip(min_p=0.5, batch=1))
+
+
 def test_animate_cli_writes_a_frame_folder(video_model, still, tmp_path):
     out = tmp_path / "frames/"
     assert main(["animate", str(still), "-o", str(out) + "/", "--frames", "3", "--model", str(video_model),
@@ -158,6 +169,7 @@ def test_train_model_video_on_frame_folders_makes_a_video_model(video_model, tmp
     (["--frames", "0"], "--frames"),
     (["--frames", "3", "--fps", "0"], "--fps"),
     (["--frames", "3", "-o", "clip.avi"], "frame folder"),
+    (["--frames", "3", "--min-p", "1"], "--min-p"),
 ])
 def test_bad_clip_flags_get_one_line_and_exit_2(video_model, still, tmp_path, capsys, argv, message):
     base = ["animate", str(still), "--model", str(video_model), "--quiet", "-o", str(tmp_path / "c.gif")]
