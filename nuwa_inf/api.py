@@ -95,8 +95,8 @@ class Model:
     def extend(self, image: ImageInput, width: int, height: int, *, anchor: str = "center",
                order: str = "auto", seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, min_p: float = 0.0, batch: int = 16, blend: int = 256, edge_tokens: int = 2,
-               text: str = "",
-               guidance: float | None = None, first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
+               text: str = "", guidance: float | None = None,
+               first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
@@ -170,7 +170,7 @@ class Model:
         and writes as `animate`. `first_frame_temperature`: frame 0's (None: `temperature`)."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
                               batch, order, output, overwrite, run_dir, progress, persistence,
-                              first_frame_temperature, min_p)
+                              first_frame_temperature, min_p=min_p)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:

@@ -48,9 +48,8 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
 
     Truncations, after the temperature: `top_k` keeps the k likeliest codes, `top_p` the
     likeliest ones that cover p of the mass, `min_p` the codes at least min_p × as likely as
-    the likeliest (a cut that follows the model's confidence: where one code dominates, the
-    rare tail that would start a bright block in a night sky goes; where many codes are about
-    as likely, they all stay)."""
+    the likeliest (a cut that follows the model's confidence: where one code dominates, its
+    rare tail goes; where many codes are about as likely, they all stay)."""
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits.double() / temperature
