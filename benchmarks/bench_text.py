@@ -245,7 +245,8 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
             for g, prompt, control in runs:
                 started = time.monotonic()
                 image = np.asarray(model.extend(piece, width=width, height=height, anchor="center", text=prompt,
-                                                guidance=g, seed=args.seed + j, batch=args.batch).convert("RGB"))
+                                                guidance=g, seed=args.seed + j, batch=args.batch,
+                                                style_weight=args.style_weight).convert("RGB"))
                 wall = time.monotonic() - started
                 reads = {name: probe.predict(region_features(image, lo, hi)) for name, lo, hi in regions}
                 border = border_stats(image, (x0, x0 + piece_w))["ratio"]
@@ -346,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roundtrip", type=int, default=24, help="held-out images put through the tokenizer (0: skip)")
     parser.add_argument("--edits", default=",".join(EDITS), help=f"outpainting edits ({', '.join(EDITS)}; '' skips)")
     parser.add_argument("--outpaint-cases", type=int, default=3, help="scrolls per edit")
+    parser.add_argument("--style-weight", type=float, default=1.0,
+                        help="extend's --style-weight for the outpainting (how much of the piece's style the "
+                             "prompted branch reads)")
     parser.add_argument("--outpaint-width", type=int, default=3072, help="width the piece is extended back to")
     parser.add_argument("--piece", type=int, default=1024, help="width of the centre piece")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (prompt / case index is added)")

@@ -98,7 +98,7 @@ class Model:
                text: str = "", guidance: float | None = None,
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
-               output: str | os.PathLike | None = None, overwrite: bool = False,
+               style_weight: float = 1.0, output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
 
@@ -115,6 +115,8 @@ class Model:
         classifier-free guidance on the input (1: none), its blind branch without the style memory
         (input_blind "memory") or without memory and neighbours ("all"). colour_prior: the strength of
         the input's palette at each height on every code's logit (infer/colour_prior.py; 0: off).
+        style_weight: with a prompt, how much of the input's style memory the prompted branch reads
+        (1: all; lower lets a prompt that edits the light or palette outvote the input).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
@@ -126,7 +128,7 @@ class Model:
                                   blend=blend, edge_tokens=edge_tokens, text=text, guidance=guidance,
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
-                                  colour_prior=colour_prior)
+                                  colour_prior=colour_prior, style_weight=style_weight)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,

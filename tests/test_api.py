@@ -83,6 +83,7 @@ def test_run_dir_continues_the_same_job_and_refuses_another(model, piece, tmp_pa
     (dict(width=640, height=192, order="sideways"), "--order"),
     (dict(width=640, height=192, top_p=0), "--top-p"),
     (dict(width=640, height=192, min_p=-0.1), "--min-p"),
+    (dict(width=640, height=192, style_weight=-1), "--style-weight"),
     (dict(width=640, height=192, anchor="5000,0"), "outside"),
     (dict(width=640, height=192, output="x.jpg"), "unsupported output type"),
 ])

@@ -154,3 +154,36 @@ def test_gated_text_starts_as_a_no_op_and_leaves_prompt_free_jobs_exact():
         expected = old.cross(x, old.cross.keys_values(plain), plain)
         assert torch.equal(block.cross(x, block.cross.keys_values(alone), alone), expected)
         assert not torch.allclose(block.cross(x, block.cross.keys_values(told), told), expected, atol=1e-3)
+
+
+def test_the_style_weight_moves_the_read_from_the_input_s_style_to_no_style():
+    """`style_weight` (extend --style-weight) scales how much of the style cells a patch reads:
+    1 is the memory as trained, 0 reads exactly what a job without style memory reads (the
+    prompt's group unchanged), and weights between lie between."""
+    torch.manual_seed(0)
+    model = LocalTransformer(from_preset(ModelConfig, MODEL_PRESETS, "tiny", {
+        "text_len": 4, "text_vocab_size": 8, "text_gate": True})).eval()
+    for block in model.blocks:  # a trained memory path, not the zero-initialised one
+        torch.nn.init.normal_(block.cross.proj.weight, std=0.2)
+        torch.nn.init.normal_(block.cross.text_proj.weight, std=0.2)
+    grid = np.random.default_rng(0).integers(0, 16, (8, 24)).astype(np.int64)
+    source = StyleSource(torch.from_numpy(grid), 0, 8)
+    prompt = torch.tensor([[2, 3, 0, 0]])
+    x = torch.randn(3, 5, model.cfg.dim)
+    cross = model.blocks[0].cross
+
+    def read(style, weight):
+        memory = model.style_memory([style], prompt)
+        memory.style_weight = weight
+        return cross(x, cross.keys_values(memory), memory)
+
+    with torch.no_grad():
+        full, half, none = read(source, 1.0), read(source, 0.5), read(source, 0.0)
+        styleless = read(None, 1.0)
+        assert torch.allclose(none, styleless, atol=1e-6, rtol=0)
+        assert not torch.allclose(full, styleless, atol=1e-3)
+        assert torch.allclose(half, (full + styleless) / 2, atol=1e-5, rtol=0)  # the read is linear in it
+        # training's per-patch memories (owner rows) take the weight the same way
+        owned = model.style_memory([source], prompt).select(torch.zeros(3, dtype=torch.int64))
+        owned.style_weight = 0.0
+        assert torch.allclose(cross(x, cross.keys_values(owned), owned), styleless, atol=1e-6, rtol=0)

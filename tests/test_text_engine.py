@@ -60,6 +60,18 @@ def test_the_prompt_and_the_guidance_change_the_image(text_model, input_png, tmp
             assert not np.array_equal(images[i], images[j]), (i, j)
 
 
+def test_the_style_weight_changes_a_prompted_extension_only(text_model, input_png, tmp_path):
+    """--style-weight lets the prompted branch read less of the input's style: a prompted job
+    changes with it, a prompt-free one (no prompted branch) does not."""
+    prompt = ["--text", "ink-wash scroll at night", "--guidance", "3"]
+    assert extend(text_model, input_png, tmp_path / "all.png", *prompt) == 0
+    assert extend(text_model, input_png, tmp_path / "yield.png", *prompt, "--style-weight", "0.3") == 0
+    assert not np.array_equal(pixels(tmp_path / "all.png"), pixels(tmp_path / "yield.png"))
+    assert extend(text_model, input_png, tmp_path / "plain.png") == 0
+    assert extend(text_model, input_png, tmp_path / "plain_w.png", "--style-weight", "0.3") == 0
+    assert np.array_equal(pixels(tmp_path / "plain.png"), pixels(tmp_path / "plain_w.png"))
+
+
 def test_guidance_on_the_input_changes_the_image_and_keeps_exactness(plain_model, input_png, tmp_path):
     """Both blind branches (no style memory; no memory and no neighbours) give images of their
     own, independent of the batch; guidance 1 is the plain job."""

@@ -56,6 +56,7 @@ class CanvasSettings:
     input_guidance: float = 1.0     # classifier-free guidance on the input (engine.JobSpec); 1: none
     input_blind: str = "memory"     # what its blind branch lacks: "memory" | "all" (memory and context)
     colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
+    style_weight: float = 1.0       # with a prompt: how much of the input's style memory the prompt reads beside
 
     @property
     def guidance_scale(self) -> float:
@@ -88,6 +89,8 @@ class CanvasSettings:
             raise UserError(f"--input-guidance must lie in [0, 30], got {self.input_guidance}")
         if not 0 <= self.colour_prior <= 10:
             raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
+        if not 0 <= self.style_weight <= 1:
+            raise UserError(f"--style-weight must lie in [0, 1], got {self.style_weight}")
         if self.input_blind not in ("memory", "all"):
             raise UserError(f"--input-blind must be 'memory' or 'all', got {self.input_blind!r}")
         if self.text is not None and len(self.text) > 2000:
@@ -137,7 +140,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
-                   colour_prior=settings.colour_prior)
+                   colour_prior=settings.colour_prior, style_weight=settings.style_weight)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
     spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -184,6 +187,9 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
+        parser.add_argument("--style-weight", type=float, default=1.0, metavar="W",
+                            help="with --text: how much of the input's style the prompted branch reads (1 = all; "
+                                 "lower lets a prompt that changes the light or palette outvote the input)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")
@@ -214,7 +220,8 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           top_p=args.top_p, min_p=args.min_p, batch=args.batch, blend=args.blend, text=args.text,
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
-                          input_blind=args.input_blind, colour_prior=args.colour_prior)
+                          input_blind=args.input_blind, colour_prior=args.colour_prior,
+                          style_weight=args.style_weight)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

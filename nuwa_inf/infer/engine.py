@@ -77,6 +77,9 @@ class JobSpec:
     input_blind: str = "memory"
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
     colour_prior: float = 0.0        # strength of the input's palette at each height (colour_prior.py); 0: off
+    # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
+    # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it)
+    style_weight: float = 1.0
 
 
 class CanvasRun:
@@ -154,7 +157,8 @@ class CanvasRun:
         """[conditional] or, with guidance, [conditional, unconditional] samplers: without the
         prompt (text guidance) or blind to the input (input guidance)."""
         model, style = self.bundle.transformer, self._style(tokens)
-        samplers = [WaveSampler(model, self.pools[0], self.backend, style, self.text_ids)]
+        yielding = self.spec.style_weight if self.text_ids is not None else 1.0
+        samplers = [WaveSampler(model, self.pools[0], self.backend, style, self.text_ids, style_weight=yielding)]
         if self.text_guided:
             samplers.append(WaveSampler(model, self.pools[1], self.backend, style, None))
         elif self.input_guided:

@@ -40,9 +40,12 @@ class Memory:
     valid: Tensor               # (B, M) bool
     owner: Tensor | None = None  # (N,) int64 row of `states` per patch; None: one memory (B = 1), read by all
     text: Tensor | None = None   # (B, M) bool: the entries that are text; None: no entry is
+    # how much of the style cells' read a patch takes (sampling): 1 as trained, 0 the null entry's
+    # read alone (as if there were no style memory); a prompt that edits the style needs less of it
+    style_weight: float = 1.0
 
     def select(self, owner: Tensor | None) -> "Memory":
-        return Memory(self.states, self.valid, owner, self.text)
+        return Memory(self.states, self.valid, owner, self.text, self.style_weight)
 
 
 @dataclass
@@ -154,7 +157,11 @@ class MemoryAttention(nn.Module):
             q = q.transpose(1, 2)                                                    # (N, H, L, Dh)
         gated = self.text_proj is not None and text is not None
         style = (~text if valid is None else valid & ~text) if gated else valid
-        out = self.proj(self._attend(q, k, v, style, n, length))
+        style_read = self._attend(q, k, v, style, n, length)                        # (N, L, dim)
+        if memory.style_weight != 1.0:  # towards the null entry's read alone: its value, (B or N, 1, dim)
+            null_read = v[:, :, 0].reshape(v.shape[0], 1, self.heads * self.head_dim)
+            style_read = memory.style_weight * style_read + (1.0 - memory.style_weight) * null_read
+        out = self.proj(style_read)
         if gated and folded:  # the one memory holds text (else `text` is None)
             out = out + self.text_proj(self._attend(q, k, v, text, n, length))
         elif gated:  # the text group; a patch whose memory has no text reads none (adds exactly 0)

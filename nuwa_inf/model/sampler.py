@@ -71,13 +71,15 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
 class WaveSampler:
     """Generates patches of a wave: 256 tokens each (+1 step to fill the last token's K/V).
 
-    `style` and `text_ids` (1, T) make the job's condition memory (memory.py). With
+    `style` and `text_ids` (1, T) make the job's condition memory (memory.py), its style cells
+    read at `style_weight` (1: as trained). With
     classifier-free guidance two samplers run side by side (`sample_guided`): the conditional
     one and an unconditional one with its own pool, fed the same tokens.
     """
 
     def __init__(self, model: LocalTransformer, pool: ContextPool, backend: str = "auto",
-                 style: StyleSource | None = None, text_ids: torch.Tensor | None = None, blind: bool = False):
+                 style: StyleSource | None = None, text_ids: torch.Tensor | None = None, blind: bool = False,
+                 style_weight: float = 1.0):
         self.model = model
         self.pool = pool
         self.backend = backend
@@ -85,6 +87,8 @@ class WaveSampler:
         self.blind = blind  # sees no context patch (the blind branch of guidance on the input)
         with torch.inference_mode():  # the job's memory and its per-layer K/V, once
             self.memory = model.style_memory([style], text_ids)
+            if self.memory is not None:
+                self.memory.style_weight = style_weight  # how much of the style cells' read (memory.py)
             self.memory_kv = model.memory_kv(self.memory)
 
     @torch.inference_mode()
