@@ -64,14 +64,33 @@ def test_code_usage_counts_collapse():
     assert usage == pytest.approx(1 / 16) and perplexity == pytest.approx(1.0)
 
 
-def test_tiled_decode_equals_whole_decode(tiny_tokenizer):
+def whole_decode_u8(tokenizer, tokens: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        whole = tokenizer.decode(torch.from_numpy(tokens).unsqueeze(0))
+    return ((whole[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def test_tiled_decode_equals_whole_decode(tiny_tokenizer, monkeypatch):
+    monkeypatch.setenv("NUWA_INF_BF16", "0")  # the tiling's exactness, in float32
     tokens = np.random.default_rng(0).integers(0, tiny_tokenizer.codebook_size, (20, 27))
-    whole = tiny_tokenizer.decoder(tiny_tokenizer.quantizer.indices_to_latents(torch.from_numpy(tokens).unsqueeze(0)))
-    whole_u8 = ((whole[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    whole_u8 = whole_decode_u8(tiny_tokenizer, tokens)
     tiled = decode_tiled(tiny_tokenizer, tokens, tile=8)
     assert tiled.shape == (320, 432, 3)
     # float tolerance on the uint8 image: rounding may flip by one level at most
     assert np.abs(tiled.astype(int) - whole_u8.astype(int)).max() <= 1
+
+
+def test_bfloat16_decoding_stays_within_rounding_of_float32(tiny_tokenizer, monkeypatch):
+    """The decoder's bfloat16 path (tokenizer/precision.py, on by default on AMX CPUs) draws the
+    same image as float32 up to rounding: an untrained decoder amplifies it most, and still stays
+    within a few levels."""
+    tokens = np.random.default_rng(2).integers(0, tiny_tokenizer.codebook_size, (20, 27))
+    monkeypatch.setenv("NUWA_INF_BF16", "0")
+    exact = whole_decode_u8(tiny_tokenizer, tokens).astype(int)
+    monkeypatch.setenv("NUWA_INF_BF16", "1")
+    fast = decode_tiled(tiny_tokenizer, tokens, tile=8).astype(int)
+    assert fast.shape == exact.shape and not np.array_equal(fast, exact)  # it did run in bfloat16
+    assert np.abs(fast - exact).mean() < 0.5 and np.abs(fast - exact).max() <= 8
 
 
 def test_tiled_decode_with_too_small_margin_differs(tiny_tokenizer):

@@ -14,6 +14,7 @@ from ..checkpoint import load_state_into, load_tensors, read_config, save_checkp
 from ..config import from_dict, to_dict
 from .codec import Decoder, Encoder, decoder_radius_latents, encoder_radius_px
 from .config import TokenizerConfig
+from .precision import inference_precision
 from .quantizer import FSQ
 
 KIND = "tokenizer"
@@ -54,7 +55,9 @@ class VQGAN(nn.Module):
         return self.quantizer(self.encoder(pixels))[1]
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.quantizer.indices_to_latents(indices))
+        latents = self.quantizer.indices_to_latents(indices)
+        with inference_precision(latents):  # bfloat16 convolutions where fast (precision.py)
+            return self.decoder(latents).float()
 
     def save(self, directory: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
         return save_checkpoint(directory, KIND, to_dict(self.cfg), self, dtype=dtype, extra=extra)
