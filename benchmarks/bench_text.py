@@ -63,6 +63,7 @@ from nuwa_inf.eval.attribute_probe import (
     uniform_attributes,
 )
 from nuwa_inf.eval.continuation import border_stats
+from nuwa_inf.infer.cli import DEFAULT_STYLE_WEIGHT
 
 TRAIN_SEED, HELDOUT_SEED, PROMPT_SEED, OUTPAINT_SEED = 200000, 300000, 400000, 500000
 CORE = ("palette", "time", "snow", "water")  # the attributes whose ceiling is near 1 (mist, trees: --attributes all)
@@ -347,9 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roundtrip", type=int, default=24, help="held-out images put through the tokenizer (0: skip)")
     parser.add_argument("--edits", default=",".join(EDITS), help=f"outpainting edits ({', '.join(EDITS)}; '' skips)")
     parser.add_argument("--outpaint-cases", type=int, default=3, help="scrolls per edit")
-    parser.add_argument("--style-weight", type=float, default=1.0,
-                        help="extend's --style-weight for the outpainting (how much of the piece's style the "
-                             "prompted branch reads)")
+    parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT,
+                        help="extend's --style-weight for the outpainting (the share of the piece's style the "
+                             f"prompted branch reads; default {DEFAULT_STYLE_WEIGHT:g})")
     parser.add_argument("--outpaint-width", type=int, default=3072, help="width the piece is extended back to")
     parser.add_argument("--piece", type=int, default=1024, help="width of the centre piece")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (prompt / case index is added)")

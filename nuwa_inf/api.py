@@ -23,7 +23,7 @@ from PIL import Image
 
 from .errors import UserError
 from .infer.bundle import ModelBundle, load_bundle
-from .infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE, CanvasSettings, run_canvas
+from .infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE, DEFAULT_STYLE_WEIGHT, CanvasSettings, run_canvas
 
 # 64 Mpx = 192 MB as RGB: returned as a PIL image; anything larger must go to `output=`.
 MAX_IN_MEMORY_PIXELS = 64_000_000
@@ -98,7 +98,7 @@ class Model:
                text: str = "", guidance: float | None = None,
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
-               style_weight: float = 1.0, output: str | os.PathLike | None = None, overwrite: bool = False,
+               style_weight: float = DEFAULT_STYLE_WEIGHT, output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
 
@@ -115,8 +115,9 @@ class Model:
         classifier-free guidance on the input (1: none), its blind branch without the style memory
         (input_blind "memory") or without memory and neighbours ("all"). colour_prior: the strength of
         the input's palette at each height on every code's logit (infer/colour_prior.py; 0: off).
-        style_weight: with a prompt, how much of the input's style memory the prompted branch reads
-        (1: all; lower lets a prompt that edits the light or palette outvote the input).
+        style_weight: with a prompt, the share of the input's style memory the prompted branch reads
+        (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
+        is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and

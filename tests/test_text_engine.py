@@ -64,7 +64,7 @@ def test_the_style_weight_changes_a_prompted_extension_only(text_model, input_pn
     """--style-weight lets the prompted branch read less of the input's style: a prompted job
     changes with it, a prompt-free one (no prompted branch) does not."""
     prompt = ["--text", "ink-wash scroll at night", "--guidance", "3"]
-    assert extend(text_model, input_png, tmp_path / "all.png", *prompt) == 0
+    assert extend(text_model, input_png, tmp_path / "all.png", *prompt, "--style-weight", "1") == 0
     assert extend(text_model, input_png, tmp_path / "yield.png", *prompt, "--style-weight", "0.3") == 0
     assert not np.array_equal(pixels(tmp_path / "all.png"), pixels(tmp_path / "yield.png"))
     assert extend(text_model, input_png, tmp_path / "plain.png") == 0

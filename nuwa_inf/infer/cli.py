@@ -26,6 +26,11 @@ if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
 # benchmarks/bench_text.py on the bundled model (stage 4e, 12 prompts at 1024×512): mean probe
 # accuracy 0.58 at 1, 0.67 at 3 (time of day 0.83 → 1.00, palette 0.67 → 0.83)
 DEFAULT_GUIDANCE = 3.0
+# with a prompt, the share of the input's style memory the prompted branch reads, unless
+# --style-weight says otherwise. Measured with benchmarks/bench_text.py on stage 4f (2 pieces per
+# edit × 2 sides, guidance 3): the prompted attribute read in 0.33 of the regions at 1, 0.75 at
+# 0.5 (night 0 → 0.75, palette 0.5 → 1.0), 0.83 at 0.25, where night pieces lose their night
+DEFAULT_STYLE_WEIGHT = 0.5
 # extend's temperature of each patch's first token row (which sets the patch's palette), unless
 # --first-row-temperature says otherwise. Measured with benchmarks/bench_continuation.py (4 held-out
 # 4096×1024 cases, piece 1024): carry 0.512 → 0.439 at 0.7 (0.449 at 0.5), layout 0.492 → 0.360,
@@ -56,7 +61,7 @@ class CanvasSettings:
     input_guidance: float = 1.0     # classifier-free guidance on the input (engine.JobSpec); 1: none
     input_blind: str = "memory"     # what its blind branch lacks: "memory" | "all" (memory and context)
     colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
-    style_weight: float = 1.0       # with a prompt: how much of the input's style memory the prompt reads beside
+    style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
 
     @property
     def guidance_scale(self) -> float:
@@ -187,9 +192,9 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
-        parser.add_argument("--style-weight", type=float, default=1.0, metavar="W",
-                            help="with --text: how much of the input's style the prompted branch reads (1 = all; "
-                                 "lower lets a prompt that changes the light or palette outvote the input)")
+        parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, metavar="W",
+                            help="with --text: the share of the input's style the prompted branch reads (default "
+                                 f"{DEFAULT_STYLE_WEIGHT:g}; 1 = all, lower lets the prompt outvote the input)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")
