@@ -288,13 +288,12 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
             generated = np.asarray(model.generate_clip(args.width, args.height, args.frames, seed=args.seed + i,
                                                        temperature=args.temperature, top_k=args.top_k,
                                                        top_p=args.top_p, persistence=args.persistence,
-                                                       settle=args.settle,
                                                        first_frame_temperature=args.first_frame_temperature,
                                                        **options))
         else:
             generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
                                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                                 persistence=args.persistence, settle=args.settle, **options))
+                                                 persistence=args.persistence, **options))
         seconds = time.monotonic() - started
         if generated.shape != real.shape or generated.dtype != np.uint8:
             raise UserError(f"animate returned {generated.shape} {generated.dtype}, expected {real.shape} uint8")
@@ -348,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="an attribute probe (bench_text.py's cache) to read each clip's frames 0 and T-1")
     parser.add_argument("--temperature", type=float, default=None, help="default: the clip default (0.3)")
     parser.add_argument("--persistence", type=float, default=None, help="default: the clip default")
-    parser.add_argument("--settle", type=float, default=0.0, help="animate's --settle (0: off)")
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="auto")

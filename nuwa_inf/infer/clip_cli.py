@@ -49,7 +49,6 @@ class ClipSettings:
     text: str = ""
     guidance: float | None = None
     persistence: float = DEFAULT_PERSISTENCE
-    settle: float = 0.0   # logit penalty on changing a token back to what it was two frames before
     first_frame_temperature: float | None = None  # text-to-video's frame 0; None: `temperature`
 
     def check(self) -> None:
@@ -66,8 +65,6 @@ class ClipSettings:
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
         if not 0 <= self.persistence <= 20:
             raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
-        if not 0 <= self.settle <= 20:
-            raise UserError(f"--settle must lie in [0, 20], got {self.settle}")
         if self.first_frame_temperature is not None and self.first_frame_temperature < 0:
             raise UserError(f"--first-frame-temperature must be >= 0, got {self.first_frame_temperature}")
         CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
@@ -116,7 +113,7 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                     min_p=settings.min_p, order=settings.order, model_hash=bundle.weights_hash,
                     text=settings.text or "",
-                    guidance=settings.guidance_scale, persistence=settings.persistence, settle=settings.settle,
+                    guidance=settings.guidance_scale, persistence=settings.persistence,
                     first_frame_temperature=settings.first_frame_temperature)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
@@ -153,7 +150,7 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
                             top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, batch=args.batch,
                             order=args.order or "raster",
                             text=args.text, guidance=args.guidance, persistence=args.persistence,
-                            settle=args.settle, first_frame_temperature=args.first_frame_temperature)
+                            first_frame_temperature=args.first_frame_temperature)
     settings.check()
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
@@ -196,9 +193,6 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persistence", type=float, default=DEFAULT_PERSISTENCE, metavar="B",
                         help="logit bonus of the token a place held in the frame before: steadier frames, "
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
-    parser.add_argument("--settle", type=float, default=0.0, metavar="S",
-                        help="logit penalty on a token changing back to what its place held two frames before: "
-                             "less back-and-forth flicker, motion kept (0 = off)")
     parser.add_argument("--first-frame-temperature", type=float, default=None, metavar="T",
                         help="text-to-video: the temperature of the generated frame 0 (default: --temperature)")
 

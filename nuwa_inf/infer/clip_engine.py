@@ -61,7 +61,6 @@ class ClipSpec:
     text: str = ""
     guidance: float = 1.0
     persistence: float = 0.0         # logit bonus of the token the same place held in the frame before
-    settle: float = 0.0              # logit penalty of the token a place held two frames before, if it changed since
     first_frame_temperature: float | None = None  # a generated frame 0's (text-to-video); None: `temperature`
 
 
@@ -116,20 +115,6 @@ class ClipRun:
         held = [self._patch(tokens, (t - 1, r, c)) if t > 0 else np.full(self.cfg.patch_tokens, -1)
                 for t, r, c in patches]
         return torch.from_numpy(np.stack(held).astype(np.int64))
-
-    def _left(self, tokens: np.ndarray, patches: list) -> torch.Tensor | None:
-        """(n, P) the token each place held two frames before where the frame before changed it
-        (-1 elsewhere): a change is not undone at once (`settle`); None without settling."""
-        if not self.spec.settle:
-            return None
-        left = []
-        for t, r, c in patches:
-            if t < 2:
-                left.append(np.full(self.cfg.patch_tokens, -1))
-                continue
-            before, last = self._patch(tokens, (t - 2, r, c)), self._patch(tokens, (t - 1, r, c))
-            left.append(np.where(before != last, before, -1))
-        return torch.from_numpy(np.stack(left).astype(np.int64))
 
     def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w
@@ -240,8 +225,7 @@ class ClipRun:
                     new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(group), uniforms,
                                             temperature, spec.top_k, spec.top_p,
                                             canvas_rows=self._canvas_rows(group), prefer=self._held(tokens, group),
-                                            prefer_bias=spec.persistence, min_p=spec.min_p,
-                                            avoid=self._left(tokens, group), avoid_bias=spec.settle)
+                                            prefer_bias=spec.persistence, min_p=spec.min_p)
                     for pool, (k, v) in zip(self.pools, kv, strict=True):
                         pool.add(group, k, v)
                     for i, p in enumerate(group):

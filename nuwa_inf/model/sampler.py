@@ -159,8 +159,7 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
                   uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None,
                   first_row_temperature: float | None = None, prefer: torch.Tensor | None = None,
-                  prefer_bias: float = 0.0, row_bias: torch.Tensor | None = None, min_p: float = 0.0,
-                  avoid: torch.Tensor | None = None, avoid_bias: float = 0.0):
+                  prefer_bias: float = 0.0, row_bias: torch.Tensor | None = None, min_p: float = 0.0):
     """Sample n patches with one sampler, or with [conditional, unconditional] and classifier-free
     guidance: logits = uncond + guidance · (cond − uncond). Both branches read their own pool
     through the same `layout` (their pools take the same patches in the same order, so their
@@ -168,8 +167,6 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
     samples a patch's first token row, which sets its palette, cooler or hotter. `prefer` (n, P),
     -1 where none, names a token per place that gets `prefer_bias` added to its logit (before the
     temperature): a clip's persistence, the token the same place held in the frame before.
-    `avoid` (n, P), -1 where none, names a token per place that gets `avoid_bias` subtracted: a
-    clip's token that changed in the frame before, kept from changing back.
     `row_bias` (n, patch_h, V) is added to the logits of every token of that patch row (before the
     temperature): the input's colour prior (infer/colour_prior.py). `min_p`: see `pick_tokens`.
     → (tokens (n, P), [(K, V) per sampler])."""
@@ -188,10 +185,6 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
             held = prefer[:, t: t + 1]                                     # (n, 1), -1: nothing held
             bonus = torch.where(held >= 0, prefer_bias, 0.0).to(mixed.dtype)
             mixed = mixed.scatter_add(1, held.clamp_min(0), bonus)
-        if avoid is not None and avoid_bias:
-            left = avoid[:, t: t + 1]                                      # (n, 1), -1: nothing to avoid
-            penalty = torch.where(left >= 0, -avoid_bias, 0.0).to(mixed.dtype)
-            mixed = mixed.scatter_add(1, left.clamp_min(0), penalty)
         if row_bias is not None:
             mixed = mixed + row_bias[:, t // cfg.patch_w].to(mixed.dtype)
         first_row = first_row_temperature is not None and t < cfg.patch_w
