@@ -98,8 +98,8 @@ class Model:
                text: str = "", guidance: float | None = None,
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
-               style_weight: float = DEFAULT_STYLE_WEIGHT, output: str | os.PathLike | None = None, overwrite: bool = False,
-               run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
+               style_weight: float = DEFAULT_STYLE_WEIGHT,
+               output: str | os.PathLike | None = None, overwrite: bool = False, run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
 
         anchor: "left" | "center" | "right" | "top" | "bottom" | "X,Y" (pixels).

@@ -22,7 +22,7 @@ class ChannelRMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             # (B, H, W, C) view (inference runs channels-last): the per-pixel scale from a float32
-            # vector norm, two multiplies; 2.3× faster than F.rms_norm on CPU, in float32 and bfloat16
+            # vector norm, two multiplies; ≈ 2× faster than F.rms_norm on CPU, in float32 and bfloat16
             pixels = x.permute(0, 2, 3, 1)
             if torch.is_grad_enabled():
                 return F.rms_norm(pixels, (x.shape[1],), self.gain.view(-1), self.eps).permute(0, 3, 1, 2)

@@ -1,12 +1,12 @@
 """Inference precision of the tokenizer's decoder: bfloat16 where the CPU multiplies it in
 hardware (AMX tiles), float32 elsewhere and whenever a gradient is wanted.
 
-On a CPU with AMX a bfloat16 3×3 convolution runs ≈ 6× faster than a float32 one (the decoder's
-elementwise work does not gain, so a whole decode ≈ 1.35×), and decoding is a third of a canvas
-job's time. Decoded pixels move by at most one 8-bit level (PSNR ≈ 57 dB against float32). The
-encoder stays in float32: in bfloat16 6 % of its tokens change (FSQ rounds near-ties the other
-way), and the transformer reads them. `NUWA_INF_BF16=0` turns it off (=1 forces it on), for A/B
-timings.
+On a CPU with AMX a bfloat16 3×3 convolution runs ≈ 6× faster than a float32 one; the decoder's
+elementwise work does not gain, so a whole decode runs ≈ 1.5× faster (benchmarks/bench_decode.py),
+and decoding is a third of a canvas job's time. Decoded pixels move by at most one 8-bit level
+(PSNR ≈ 56 dB against float32). The encoder stays in float32: in bfloat16 6 % of its tokens
+change (FSQ rounds near-ties the other way), and the transformer reads them. `NUWA_INF_BF16=0`
+turns it off (=1 forces it on), for A/B timings.
 """
 from __future__ import annotations
 
