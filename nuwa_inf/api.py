@@ -99,7 +99,8 @@ class Model:
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                style_weight: float = DEFAULT_STYLE_WEIGHT,
-               output: str | os.PathLike | None = None, overwrite: bool = False, run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
+               output: str | os.PathLike | None = None, overwrite: bool = False,
+               run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
 
         anchor: "left" | "center" | "right" | "top" | "bottom" | "X,Y" (pixels).
