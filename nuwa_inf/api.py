@@ -149,7 +149,7 @@ class Model:
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
                 guidance: float | None = None, temperature: float | None = None, top_k: int = 0, top_p: float = 1.0,
                 batch: int = 16, order: str = "raster", persistence: float | None = None, min_p: float = 0.0,
-                output: str | os.PathLike | None = None, overwrite: bool = False,
+                deflicker: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
                 run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """Animate a still, as `nuwa-inf animate` does: a clip of `frames` frames of the still's
         size whose frame 0 is the still (as the tokenizer reconstructs it). Needs the model's video
@@ -158,23 +158,24 @@ class Model:
         arguments mean what they mean for `extend` (temperature None: the clip default,
         `infer.clip_cli.DEFAULT_CLIP_TEMPERATURE`); `order` is each frame's sweep; `persistence`
         the logit bonus of the token a place held in the frame before (None: the clip default,
-        `infer.clip_cli.DEFAULT_PERSISTENCE`)."""
+        `infer.clip_cli.DEFAULT_PERSISTENCE`); `deflicker` passes the frames through a temporal
+        median of three (video/deflicker.py; the run directory keeps them as sampled)."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
                               temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress,
-                              persistence, min_p=min_p)
+                              persistence, min_p=min_p, deflicker=deflicker)
 
     def generate_clip(self, width: int, height: int, frames: int, *, fps: float = 8.0, seed: int = 0,
                       text: str = "", guidance: float | None = None, temperature: float | None = None, top_k: int = 0,
                       top_p: float = 1.0, batch: int = 16, order: str = "raster", persistence: float | None = None,
-                      first_frame_temperature: float | None = None, min_p: float = 0.0,
+                      first_frame_temperature: float | None = None, min_p: float = 0.0, deflicker: bool = True,
                       output: str | os.PathLike | None = None, overwrite: bool = False,
                       run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """A clip from a prompt (`text`) or unconditional, as `nuwa-inf generate --frames`; returns
         and writes as `animate`. `first_frame_temperature`: frame 0's (None: `temperature`)."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
                               batch, order, output, overwrite, run_dir, progress, persistence,
-                              first_frame_temperature, min_p=min_p)
+                              first_frame_temperature, min_p=min_p, deflicker=deflicker)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
@@ -238,9 +239,15 @@ class Model:
 
     def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
                   order, output, overwrite, run_dir, progress, persistence,
-                  first_frame_temperature=None, min_p=0.0) -> np.ndarray | Path:
-        from .images import load_rgb
-        from .infer.clip_cli import DEFAULT_CLIP_TEMPERATURE, DEFAULT_PERSISTENCE, ClipSettings, run_clip, write_clip
+                  first_frame_temperature=None, min_p=0.0, deflicker=True) -> np.ndarray | Path:
+        from .infer.clip_cli import (
+            DEFAULT_CLIP_TEMPERATURE,
+            DEFAULT_PERSISTENCE,
+            ClipSettings,
+            clip_frames,
+            run_clip,
+            write_clip,
+        )
         from .infer.engine import remove_run_dir
         from .video.writers import check_clip_output
 
@@ -260,8 +267,8 @@ class Model:
                           backend=self.attn_backend, progress=False, on_progress=progress, same_settings=True)
         try:
             if out is not None:
-                return write_clip(result.frames, out, fps, overwrite)
-            return np.stack([load_rgb(path) for path in result.frames])
+                return write_clip(result.frames, out, fps, overwrite, deflicker)
+            return np.stack(list(clip_frames(result.frames, deflicker)))
         finally:
             if result.temporary:
                 remove_run_dir(result.run_dir)

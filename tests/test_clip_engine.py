@@ -44,13 +44,29 @@ def test_animate_keeps_the_still_as_frame_0_and_moves(video_model, still, tmp_pa
     assert all(change > 0 for change in changes)
 
 
+def test_deflicker_filters_the_frames_written_and_keeps_frame_0(video_model, still, tmp_path):
+    """animate's frames go through the temporal median by default: frame 0 (the still) and the
+    last frame as sampled, the others each the median of the raw frames around it."""
+    model = nuwa_inf.load(video_model)
+    raw = model.animate(still, frames=5, seed=3, temperature=1.0, deflicker=False)
+    smooth = model.animate(still, frames=5, seed=3, temperature=1.0)
+    assert np.array_equal(smooth[0], raw[0]) and np.array_equal(smooth[-1], raw[-1])
+    assert np.array_equal(smooth[2], np.median(raw[1:4], axis=0).astype(np.uint8))
+    assert not np.array_equal(smooth[1:-1], raw[1:-1])
+    assert main(["animate", str(still), "--model", str(video_model), "--quiet", "--seed", "3", "--temperature", "1",
+                 "--frames", "5", "--no-deflicker", "-o", str(tmp_path / "raw") + "/"]) == 0
+    written = sorted((tmp_path / "raw").glob("*.png"))
+    assert np.array_equal(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in written]), raw)
+
+
 def test_persistence_keeps_tokens_in_place(video_model, still):
     """The bigger the bonus for the token a place held before, the less changes from frame to
     frame (this untrained model's logits are scaled up 50×, so even 20 does not freeze it)."""
     model = nuwa_inf.load(video_model)
 
     def change(persistence):
-        clip = model.animate(still, frames=4, seed=2, temperature=1.0, persistence=persistence).astype(int)
+        clip = model.animate(still, frames=4, seed=2, temperature=1.0, persistence=persistence,
+                             deflicker=False).astype(int)
         return float(np.mean([np.abs(clip[t + 1] - clip[t]).mean() for t in range(3)]))
 
     free, held, steady = change(0.0), change(2.0), change(20.0)

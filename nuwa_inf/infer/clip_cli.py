@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -122,14 +123,22 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
     return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary)
 
 
-def write_clip(frames: list[Path], out: Path, fps: float, overwrite: bool) -> Path:
-    """The run's frame files → the output clip (format by `out`'s suffix)."""
+def clip_frames(frames: list[Path], deflicker: bool = True) -> Iterator[np.ndarray]:
+    """The run's frame files as (H, W, 3) uint8 frames, through the temporal median with `deflicker`."""
     from ..images import load_rgb
+    from ..video.deflicker import temporal_median
+
+    loaded = (load_rgb(path) for path in frames)
+    return temporal_median(loaded) if deflicker else loaded
+
+
+def write_clip(frames: list[Path], out: Path, fps: float, overwrite: bool, deflicker: bool = True) -> Path:
+    """The run's frame files → the output clip (format by `out`'s suffix)."""
     from ..video.writers import open_clip_writer
 
     with open_clip_writer(out, fps, overwrite=overwrite) as writer:
-        for path in frames:
-            writer.write(load_rgb(path))
+        for frame in clip_frames(frames, deflicker):
+            writer.write(frame)
     return out
 
 
@@ -176,7 +185,7 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
     result = run_clip(bundle, still, width, height, settings, run_dir=args.run_dir, resume=args.resume,
                       temp_parent=out.parent, temp_prefix=f".{out.name}.run.", backend=args.attn_backend,
                       progress=not args.quiet, announce=not args.quiet)
-    write_clip(result.frames, out, result.spec.fps, args.overwrite)
+    write_clip(result.frames, out, result.spec.fps, args.overwrite, deflicker=not args.no_deflicker)
     if result.temporary:
         remove_run_dir(result.run_dir)
     if not args.quiet:
@@ -193,6 +202,9 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persistence", type=float, default=DEFAULT_PERSISTENCE, metavar="B",
                         help="logit bonus of the token a place held in the frame before: steadier frames, "
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
+    parser.add_argument("--no-deflicker", action="store_true",
+                        help="write the frames as sampled, without the temporal median of three frames that "
+                             "removes back-and-forth shimmer (video/deflicker.py)")
     parser.add_argument("--first-frame-temperature", type=float, default=None, metavar="T",
                         help="text-to-video: the temperature of the generated frame 0 (default: --temperature)")
 
