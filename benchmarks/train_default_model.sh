@@ -15,6 +15,7 @@ DECODER_STEPS=${DECODER_STEPS:-600}
 MEMORY_STEPS=${MEMORY_STEPS:-400}
 TEXT_STEPS=${TEXT_STEPS:-600}
 STYLE_STEPS=${STYLE_STEPS:-1000}
+SCALE_STEPS=${SCALE_STEPS:-600}
 VIDEO_STEPS=${VIDEO_STEPS:-400}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
@@ -110,7 +111,7 @@ $BIN/nuwa-inf train model --data "$RUN/data/text96" --val-data "$RUN/data/text_v
      echo --init "$RUN/model_memory" --set text_len=32 --set text_gate=true --set freeze=text \
        --set memory_drop=0.5 --set context_drop=0.25 --set lr=1e-3 )
 
-# 4f. the style memory trained further (the bundled transformer since 2026-12-05): stage 4e's
+# 4f. the style memory trained further (the bundled transformer 2026-12-05, first session): stage 4e's
 #     base still frozen, the memory, cross-attention and text learn together, 1000 steps on the
 #     same 96 captioned scrolls, a quarter of the crops without context, the memory dropped for
 #     10 %, captions for half (≈ 29 min at 2 threads): the memory's gain on validation crops went
@@ -120,6 +121,26 @@ $BIN/nuwa-inf train model --data "$RUN/data/text96" --val-data "$RUN/data/text_v
   $( [ -f "$RUN/model_style/checkpoints/latest.json" ] && echo --resume || \
      echo --init "$RUN/model_text" --set freeze=base --set context_drop=0.25 --set memory_drop=0.1 \
        --set text_drop=0.5 --set lr=7e-4 )
+
+# 4h. the memory at full scale (the bundled transformer since 2026-12-05, second session): a scene
+#     scales with the scroll's height, so the 2048×1024 scrolls of 4e/4f are the main job's scenes
+#     at half scale. 48 scrolls of 3072×2048 (seeds from 32000; ≈ 33 s a scroll with its mirror
+#     copy) beside 48 of the half-scale ones, base still frozen, 600 steps (≈ 21 min at 2 threads);
+#     validation on 4 full-scale (seeds from 33000) and the 8 half-scale scrolls. Continuation
+#     benchmark at 8192×2048: carry 0.398 → 0.303
+render full48 --count 48 --width 3072 --height 2048 --seed 32000
+render full_val --count 4 --width 3072 --height 2048 --seed 33000
+mkdir -p "$RUN/data/mix4h" "$RUN/data/val4h"
+for f in "$RUN"/data/full48/scroll_*; do ln -sf "$f" "$RUN/data/mix4h/full_$(basename "$f")"; done
+for f in $(ls "$RUN"/data/text96/scroll_*.png | head -48); do
+  ln -sf "$f" "$RUN/data/mix4h/half_$(basename "$f")"; ln -sf "${f%.png}.txt" "$RUN/data/mix4h/half_$(basename "${f%.png}").txt"; done
+for f in "$RUN"/data/full_val/scroll_*; do ln -sf "$f" "$RUN/data/val4h/full_$(basename "$f")"; done
+for f in "$RUN"/data/text_val/scroll_*; do ln -sf "$f" "$RUN/data/val4h/half_$(basename "$f")"; done
+$BIN/nuwa-inf train model --data "$RUN/data/mix4h" --val-data "$RUN/data/val4h" --tokenizer "$RUN/tokenizer_texture" \
+  --out "$RUN/model_scale" --steps "$SCALE_STEPS" --save-every 25 --val-every 100 --keep-best \
+  $( [ -f "$RUN/model_scale/checkpoints/latest.json" ] && echo --resume || \
+     echo --init "$RUN/model_style" --set freeze=base --set context_drop=0.25 --set memory_drop=0.1 \
+       --set text_drop=0.5 --set lr=5e-4 )
 
 # 7. the video transformer (animate, generate --frames): the bundled image transformer (4d) fine-tuned
 #    on 24 procedural clips of 16 frames at 512×256 (seeds from 30000; 4 validation clips from 96000),
@@ -141,6 +162,6 @@ $BIN/nuwa-inf train model --video --frames 3 --data "$RUN/data/clips24" --val-da
      echo --init "$RUN/model_memory" --set crop_rows=1 --set crop_cols=2 --set rope_time_dims=8 \
        --set text_len=32 --set lr=3e-4 )
 
-# 6. export fp16 weights into the package: stage 4f's transformer, stage 5's tokenizer
-$BIN/python -m nuwa_inf.assets.export "$RUN/model_style" nuwa_inf/assets/default "$RUN/tokenizer_texture"
+# 6. export fp16 weights into the package: stage 4h's transformer, stage 5's tokenizer
+$BIN/python -m nuwa_inf.assets.export "$RUN/model_scale" nuwa_inf/assets/default "$RUN/tokenizer_texture"
 $BIN/python -m nuwa_inf.assets.export "$RUN/video_model" nuwa_inf/assets/default --video
