@@ -32,8 +32,10 @@ MAX_CLIP_PIXELS = 4096 * 4096     # per frame
 # --persistence says otherwise. Measured with benchmarks/bench_video.py (4 held-out stills, 16
 # frames, temperature 0.3), motion / flicker / drift × real's: 0 → 0.87 / 4.9 / 2.34; 0.5 → 0.61 /
 # 2.7 / 1.84; 0.75 → 0.46 / 1.6 / 1.87 (two pairs of identical frames); 1 → 0.38 / 1.1 / 1.43 (one
-# pair). 0.5 keeps the motion in range and halves the flicker; no setting meets both targets
-DEFAULT_PERSISTENCE = 0.5
+# pair): no setting met both targets. With the deflicker (video/deflicker.py, on by default since
+# 2026-12-05; same benchmark, one session): 0 → 0.66 / 0.4 / 2.33; 0.25 → 0.56 / 0.3 / 2.19;
+# 0.5 → 0.50 / 0.2 / 1.85. The median takes the flicker, so less persistence buys motion back
+DEFAULT_PERSISTENCE = 0.25
 
 
 @dataclass
