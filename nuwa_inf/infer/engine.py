@@ -78,7 +78,8 @@ class JobSpec:
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
     colour_prior: float = 0.0        # strength of the input's palette at each height (colour_prior.py); 0: off
     # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
-    # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it)
+    # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
+    # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
     style_weight: float = 1.0
 
 

@@ -84,4 +84,4 @@ def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int | tuple[int, int] =
 def decode_window(model: VQGAN, tokens: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
     """Decode one window of tokens (h, w) → (h·f, w·f, 3) uint8, no tiling."""
     indices = torch.from_numpy(np.ascontiguousarray(tokens).astype(np.int64)).unsqueeze(0).to(device)
-    return to_uint8(model.decode(indices).float().cpu().contiguous())
+    return to_uint8(model.decode(indices).cpu().contiguous())  # decode returns float32
