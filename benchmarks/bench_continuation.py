@@ -59,7 +59,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from common import machine_info, print_table  # noqa: E402  (adds the repo to sys.path)
 from nuwa_inf.data.cli import image_seed  # noqa: E402
-from nuwa_inf.data.procedural import full_attributes, render_scroll  # noqa: E402
+from nuwa_inf.data.procedural import caption, full_attributes, render_scroll  # noqa: E402
 from nuwa_inf.eval.continuation import CARRY_PARTS, continuation_figures, truth_reference  # noqa: E402
 from nuwa_inf.infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE  # noqa: E402
 
@@ -315,6 +315,16 @@ def git_state() -> dict | None:
     return {"head": head.stdout.strip(), "changed": [line[3:] for line in dirty.stdout.splitlines()]}
 
 
+def prompt_settings(case: dict, args: argparse.Namespace) -> dict:
+    """extend's prompt arguments for `case` under --caption/--guidance/--style-weight."""
+    if args.caption == "none":
+        return {}
+    settings = {"text": caption(case["attrs"]), "guidance": args.guidance}
+    if args.style_weight is not None:
+        settings["style_weight"] = args.style_weight
+    return settings
+
+
 def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_dir: Path,
              previous: dict | None = None) -> dict:
     width, height = scrolls.width, scrolls.height
@@ -348,7 +358,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            temperature=args.temperature, min_p=args.min_p,
                                            input_guidance=args.input_guidance,
                                            input_blind=args.input_blind,
-                                           colour_prior=args.colour_prior).convert("RGB"))
+                                           colour_prior=args.colour_prior, **prompt_settings(case, args)
+                                           ).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
         # the piece keeps its own pixels at least a quarter of its width from its edges (the blend reaches no further)
         inner = (slice(None), slice(x0 + args.piece // 4 + 1, x0 + args.piece - args.piece // 4 - 1))
@@ -413,6 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
                         help="what the blind branch of --input-guidance lacks")
     parser.add_argument("--colour-prior", type=float, default=0.0, help="extend's colour prior strength (0: off)")
+    parser.add_argument("--caption", choices=("none", "truth"), default="none",
+                        help="prompt extend with the case's true caption (truth: what a perfect describer "
+                             "of the input would say) or not at all")
+    parser.add_argument("--guidance", type=float, default=None, help="extend's text guidance (with --caption)")
+    parser.add_argument("--style-weight", type=float, default=None, help="extend's style weight (with --caption)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-model", action="store_true", help="skip nuwa-inf (e.g. only fill the PatchMatch cache)")

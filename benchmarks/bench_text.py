@@ -24,6 +24,12 @@ images reads them back from any image. Three measurements:
               attribute) where the probe reads A's value; border = |horizontal gradient| at the
               piece's edges ÷ a few hundred px away (`eval/continuation.border_stats`), and
               border/truth, its ratio to the real scroll's value at the same columns.
+              `--outpaint-scale S` renders and extends at S× that size (a procedural scene
+              scales with the height, so S = 2 at 512 high is the main job's half scale, where
+              the style memory was trained) and shrinks each region S× before probing it, so
+              the probe sees the size it was trained on; "truth" = share of the real scroll's own
+              regions, shrunk alike, where the probe reads A: how far the shrunk regions read
+              like its training images.
 
 The rendered training and held-out sets are cached as features (npz) under `--cache`, keyed by
 size, counts, seeds, the feature version and a hash of a small render (a renderer change makes
@@ -230,7 +236,8 @@ def edit_case(edit: str, j: int) -> tuple[int, dict, dict]:
 def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: list[float],
              image_dir: Path | None) -> list[dict]:
     """Every (edit, case, guidance) extension, plus the control (A's own caption) at the largest guidance."""
-    width, height, piece_w = args.outpaint_width, args.height, args.piece
+    scale = args.outpaint_scale
+    width, height, piece_w = args.outpaint_width * scale, args.height * scale, args.piece * scale
     snap = model.patch_pixels[1]
     x0 = (width - piece_w) // 2 // snap * snap  # where extend's "center" anchor puts the piece
     regions = [(name, lo, hi) for name, lo, hi in (("left", 0, x0), ("right", x0 + piece_w, width)) if hi > lo]
@@ -242,6 +249,8 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
             truth = render_scroll(width, height, seed, attrs=before)
             piece = np.ascontiguousarray(truth[:, x0:x0 + piece_w])
             truth_border = border_stats(truth, (x0, x0 + piece_w))["ratio"]
+            truth_reads = {name: probe.predict(shrunk_features(truth, lo, hi, scale)) for name, lo, hi in regions}
+            truth_kept = [r[n] == before[n] for r in truth_reads.values() for n in probe.names]
             runs = [(g, caption(after), False) for g in guidance] + [(max(guidance), caption(before), True)]
             for g, prompt, control in runs:
                 started = time.monotonic()
@@ -249,7 +258,7 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
                                                 guidance=g, seed=args.seed + j, batch=args.batch,
                                                 style_weight=args.style_weight).convert("RGB"))
                 wall = time.monotonic() - started
-                reads = {name: probe.predict(region_features(image, lo, hi)) for name, lo, hi in regions}
+                reads = {name: probe.predict(shrunk_features(image, lo, hi, scale)) for name, lo, hi in regions}
                 border = border_stats(image, (x0, x0 + piece_w))["ratio"]
                 changed = [r[attribute] == after[attribute] for r in reads.values()]
                 kept = [r[n] == before[n] for r in reads.values() for n in probe.names if n != attribute]
@@ -257,7 +266,8 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
                                 "after": after, "prompt": prompt, "control": control, "guidance": g,
                                 "wall_s": wall, "reads": reads, "changed": float(np.mean(changed)),
                                 "kept": float(np.mean(kept)) if kept else None, "border": border,
-                                "border_truth": truth_border,
+                                "border_truth": truth_border, "truth_reads": truth_reads,
+                                "truth_kept": float(np.mean(truth_kept)),
                                 "border_vs_truth": border / truth_border if truth_border else None})
                 log(f"  {edit} case {j + 1}/{args.outpaint_cases}, guidance {g:g}{' (control)' if control else ''}: "
                     f"{wall:.1f} s, {attribute} read as {[short(r[attribute]) for r in reads.values()]}, "
@@ -266,6 +276,16 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
                     tag = "control" if control else f"g{g:g}"
                     Image.fromarray(image).save(image_dir / f"outpaint_{edit}{j:02d}_{tag}.png")
     return records
+
+
+def shrunk_features(image: np.ndarray, x0: int, x1: int, scale: int) -> np.ndarray:
+    """The probe's features of the columns [x0, x1) shrunk `scale`× (box filter) to the probe's size."""
+    region = np.ascontiguousarray(image[:, x0:x1])
+    if scale == 1:
+        return region_features(region, 0, region.shape[1])
+    size = (region.shape[1] // scale, region.shape[0] // scale)
+    small = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.BOX))
+    return region_features(small, 0, small.shape[1])
 
 
 def outpaint_summary(records: list[dict], guidance: list[float], edits: list[str]) -> dict:
@@ -283,6 +303,7 @@ def outpaint_summary(records: list[dict], guidance: list[float], edits: list[str
                 "control_changed": mean([r["changed"] for r in control]), "kept": mean([r["kept"] for r in runs]),
                 "border": mean([r["border"] for r in runs]),
                 "border_vs_truth": mean([r["border_vs_truth"] for r in runs]),
+                "truth_kept": mean([r["truth_kept"] for r in runs]),
                 "wall_s": mean([r["wall_s"] for r in runs]), "cases": len(runs)}
     return out
 
@@ -353,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"prompted branch reads; default {DEFAULT_STYLE_WEIGHT:g})")
     parser.add_argument("--outpaint-width", type=int, default=3072, help="width the piece is extended back to")
     parser.add_argument("--piece", type=int, default=1024, help="width of the centre piece")
+    parser.add_argument("--outpaint-scale", type=int, default=1,
+                        help="outpaint at this multiple of --outpaint-width × --height × --piece; regions are "
+                             "shrunk back before probing")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (prompt / case index is added)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -380,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --prompts ≥ 0, --train ≥ 10, --heldout ≥ 1, --roundtrip ≥ 0, --outpaint-cases ≥ 0")
     if not 0 < args.piece < args.outpaint_width:
         parser.error("need 0 < --piece < --outpaint-width")
+    if args.outpaint_scale < 1:
+        parser.error("need --outpaint-scale ≥ 1")
     if args.threads:
         import torch
 
@@ -453,15 +479,18 @@ def run(args: argparse.Namespace, guidance: list[float], names: tuple[str, ...])
 
     if args.edits and args.outpaint_cases:
         log(f"outpainting: edits {args.edits}, {args.outpaint_cases} cases each, "
-            f"{args.piece} px piece → {args.outpaint_width}x{args.height}")
+            f"{args.piece * args.outpaint_scale} px piece → "
+            f"{args.outpaint_width * args.outpaint_scale}x{args.height * args.outpaint_scale}")
         records = outpaint(model, probe, args, guidance, image_dir)
         summary = outpaint_summary(records, guidance, args.edits)
         payload["outpaint"] = {"summary": summary, "cases": records}
         print(f"\ntext-guided outpainting: {args.outpaint_cases} cases per edit, 2 regions each "
               f"(changed / control: share of regions where the probe reads the new value)")
-        print_table(["edit", "guidance", "changed", "control", "kept", "border", "border/truth", "s / extend"],
+        print_table(["edit", "guidance", "changed", "control", "kept", "truth", "border", "border/truth",
+                     "s / extend"],
                     [[s["edit"], f"{s['guidance']:g}", fmt(s["changed"]), fmt(s["control_changed"]), fmt(s["kept"]),
-                      fmt(s["border"]), fmt(s["border_vs_truth"]), fmt(s["wall_s"], 1)] for s in summary.values()])
+                      fmt(s["truth_kept"]), fmt(s["border"]), fmt(s["border_vs_truth"]), fmt(s["wall_s"], 1)]
+                     for s in summary.values()])
         print(flush=True)
     return finish(args, payload, started)
 
