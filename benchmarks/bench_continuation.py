@@ -358,7 +358,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            temperature=args.temperature, min_p=args.min_p,
                                            input_guidance=args.input_guidance,
                                            input_blind=args.input_blind,
-                                           colour_prior=args.colour_prior, **prompt_settings(case, args)
+                                           colour_prior=args.colour_prior, code_prior=args.code_prior,
+                                           **prompt_settings(case, args)
                                            ).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
         # the piece keeps its own pixels at least a quarter of its width from its edges (the blend reaches no further)
@@ -424,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
                         help="what the blind branch of --input-guidance lacks")
     parser.add_argument("--colour-prior", type=float, default=0.0, help="extend's colour prior strength (0: off)")
+    parser.add_argument("--code-prior", type=float, default=0.0, help="extend's code prior strength (0: off)")
     parser.add_argument("--caption", choices=("none", "truth"), default="none",
                         help="prompt extend with the case's true caption (truth: what a perfect describer "
                              "of the input would say) or not at all")

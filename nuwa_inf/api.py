@@ -98,6 +98,7 @@ class Model:
                text: str = "", guidance: float | None = None,
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
+               code_prior: float = 0.0,
                style_weight: float = DEFAULT_STYLE_WEIGHT,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
@@ -116,6 +117,8 @@ class Model:
         classifier-free guidance on the input (1: none), its blind branch without the style memory
         (input_blind "memory") or without memory and neighbours ("all"). colour_prior: the strength of
         the input's palette at each height on every code's logit (infer/colour_prior.py; 0: off).
+        code_prior: the logit penalty on codes the input does not use near each height
+        (infer/code_prior.py; 0: off).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
@@ -130,7 +133,7 @@ class Model:
                                   blend=blend, edge_tokens=edge_tokens, text=text, guidance=guidance,
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
-                                  colour_prior=colour_prior, style_weight=style_weight)
+                                  colour_prior=colour_prior, code_prior=code_prior, style_weight=style_weight)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,

@@ -61,6 +61,7 @@ class CanvasSettings:
     input_guidance: float = 1.0     # classifier-free guidance on the input (engine.JobSpec); 1: none
     input_blind: str = "memory"     # what its blind branch lacks: "memory" | "all" (memory and context)
     colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
+    code_prior: float = 0.0         # penalty on codes the input does not use near each height (infer/code_prior.py)
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
 
     @property
@@ -94,6 +95,8 @@ class CanvasSettings:
             raise UserError(f"--input-guidance must lie in [0, 30], got {self.input_guidance}")
         if not 0 <= self.colour_prior <= 10:
             raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
+        if not 0 <= self.code_prior <= 10:
+            raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
         if not 0 <= self.style_weight <= 1:
             raise UserError(f"--style-weight must lie in [0, 1], got {self.style_weight}")
         if self.input_blind not in ("memory", "all"):
@@ -145,7 +148,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
-                   colour_prior=settings.colour_prior, style_weight=settings.style_weight)
+                   colour_prior=settings.colour_prior, code_prior=settings.code_prior,
+                   style_weight=settings.style_weight)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
     spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -192,6 +196,9 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
+        parser.add_argument("--code-prior", type=float, default=0.0, metavar="W",
+                            help="codes the input does not use within 128 px of a row's height get −W on "
+                                 "their logit there (0 = off)")
         parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, metavar="W",
                             help="with --text: the share of the input's style the prompted branch reads (default "
                                  f"{DEFAULT_STYLE_WEIGHT:g}; 1 = all, lower lets the prompt outvote the input)")
@@ -226,7 +233,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior,
-                          style_weight=args.style_weight)
+                          code_prior=getattr(args, "code_prior", 0.0), style_weight=args.style_weight)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

@@ -36,6 +36,7 @@ from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, pat
 from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .border_blend import bands, blend_band, blend_width, in_any_band
+from .code_prior import row_code_prior
 from .colour_prior import code_colours, row_prior
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
@@ -77,6 +78,7 @@ class JobSpec:
     input_blind: str = "memory"
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
     colour_prior: float = 0.0        # strength of the input's palette at each height (colour_prior.py); 0: off
+    code_prior: float = 0.0          # penalty on codes the input does not use near each height (code_prior.py)
     # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
     # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
     # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
@@ -265,14 +267,22 @@ class CanvasRun:
         ph = self.cfg.patch_h
         return torch.stack([self.prior[r * ph:(r + 1) * ph] for _, r, _ in patches])
 
-    def _colour_prior(self) -> torch.Tensor | None:
-        """(canvas token rows, V) the input's palette at each height × the strength, or None."""
-        if self.spec.colour_prior <= 0 or self.image is None:
+    def _logit_prior(self, tokens: np.ndarray) -> torch.Tensor | None:
+        """(canvas token rows, V) the input's priors at each height (its palette, colour_prior.py;
+        the codes it uses, code_prior.py: read from its kept tokens, the same on resume), each
+        × its strength, summed; None when both are off."""
+        spec, pl = self.spec, self.placement
+        if self.image is None or (spec.colour_prior <= 0 and spec.code_prior <= 0):
             return None
-        tok, f = self.bundle.tokenizer, self.placement.f
-        colours = code_colours(tok)
-        rows = self.placement.rows * self.cfg.patch_h
-        return self.spec.colour_prior * row_prior(self.image, self.spec.y0, rows, colours, f)
+        rows = pl.rows * self.cfg.patch_h
+        prior = torch.zeros(rows, self.cfg.vocab_size)
+        if spec.colour_prior > 0:
+            colours = code_colours(self.bundle.tokenizer)
+            prior += spec.colour_prior * row_prior(self.image, spec.y0, rows, colours, pl.f)
+        ty0, tx0, ty1, tx1 = pl.known_tokens()
+        if spec.code_prior > 0 and ty1 > ty0 and tx1 > tx0:
+            prior += spec.code_prior * row_code_prior(tokens[ty0:ty1, tx0:tx1], ty0, rows, self.cfg.vocab_size)
+        return prior
 
     # -- the run ------------------------------------------------------------------------
     def run(self, resume: bool) -> PixelCanvas:
@@ -282,7 +292,6 @@ class CanvasRun:
                       for _ in range(2 if self.guided else 1)]
         self.pool = self.pools[0]  # its slots index both pools' layouts
         self.bands, self.blended = [], set()
-        self.prior = self._colour_prior()
         if self.image is not None:
             self.open_sides = open_sides = pl.open_sides()
             self.blend_px = blend_width(spec.blend, spec.in_w, spec.in_h)
@@ -303,6 +312,7 @@ class CanvasRun:
             self._prefill(tokens)
             start_wave = 0
             self._save_state(0, tokens, decoded)
+        self.prior = self._logit_prior(tokens)
         total = len(self.schedule.order)
         done = sum(len(w) for w in self.waves[:start_wave])
         bar = tqdm(total=total, initial=done, unit="patch", desc="generating", dynamic_ncols=True,

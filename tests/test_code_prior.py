@@ -1,0 +1,82 @@
+"""The input's code prior (infer/code_prior.py): the codes it uses per height, and its effect on a job."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model_fixtures import make_model_dir
+from nuwa_inf.cli import main
+from nuwa_inf.infer.bundle import load_bundle
+from nuwa_inf.infer.code_prior import row_code_prior
+from nuwa_inf.infer.placement import place
+
+
+def test_each_row_allows_the_codes_the_input_uses_within_reach():
+    known = np.zeros((6, 4), dtype=np.int64)
+    known[:3], known[3:] = 1, 2           # input rows 0-2 use code 1, rows 3-5 code 2
+    known[0, 0] = 3                        # and code 3 once, in its top row
+    prior = row_code_prior(known, first_row=2, canvas_rows=10, vocab=5, reach=1)  # input = canvas rows 2..7
+    assert prior.shape == (10, 5) and set(prior.unique().tolist()) == {-1.0, 0.0}
+    allowed = {r: set(np.flatnonzero(prior[r].numpy() == 0).tolist()) for r in range(10)}
+    assert allowed[0] == allowed[1] == allowed[2] == {1, 3}      # above the input: its top row's reach
+    assert allowed[3] == {1, 3} and allowed[4] == {1, 2}          # within one row of the boundary: both
+    assert allowed[5] == {1, 2} and allowed[6] == {2}
+    assert allowed[7] == allowed[8] == allowed[9] == {2}          # below: its bottom row's
+    assert all(0 not in codes and 4 not in codes for codes in allowed.values())  # never used: never allowed
+
+
+def test_a_wide_reach_allows_every_code_the_input_uses_at_every_height():
+    known = np.arange(12).reshape(4, 3)
+    prior = row_code_prior(known, first_row=0, canvas_rows=4, vocab=16, reach=4)
+    assert torch.all(prior[:, :12] == 0) and torch.all(prior[:, 12:] == -1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("code_prior_model"))
+
+
+def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(model_dir, tmp_path):
+    """With a large strength the generated tokens use the codes the input uses at their height
+    (the untrained model alone draws many others); the image still does not depend on the
+    batch, and a strength of 0 is the plain job."""
+    bundle = load_bundle(model_dir)
+    image = np.zeros((192, 128, 3), dtype=np.uint8)
+    image[:, :, 1] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]  # a few codes, changing with height
+    image[:, ::8, 0] = 200
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+
+    def extend(name, *extra):
+        assert main(["extend", str(source), "-o", str(tmp_path / f"{name}.png"), "--width", "640", "--height",
+                     "192", "--model", str(model_dir), "--quiet", "--threads", "1",
+                     "--run-dir", str(tmp_path / name), *extra]) == 0
+        state = json.loads((tmp_path / name / "state.json").read_text())
+        return np.asarray(Image.open(tmp_path / f"{name}.png")), np.load(tmp_path / name / state["files"]["tokens"])
+
+    (plain, plain_tokens), (off, _) = extend("plain"), extend("off", "--code-prior", "0")
+    (strong, strong_tokens), (strong_b1, _) = (extend("strong", "--code-prior", "10"),
+                                              extend("strong1", "--code-prior", "10", "--batch", "1"))
+    assert np.array_equal(plain, off)
+    assert np.array_equal(strong, strong_b1)
+    assert not np.array_equal(plain, strong)
+
+    tok, cfg = bundle.tokenizer, bundle.transformer.cfg
+    f = tok.downsample
+    pl = replace(place(640, 192, 128, 192, "center", f, cfg.patch_h, cfg.patch_w), edge=2)
+    ty0, tx0, ty1, tx1 = pl.known_tokens()
+    assert np.array_equal(plain_tokens[ty0:ty1, tx0:tx1], strong_tokens[ty0:ty1, tx0:tx1])
+    prior = row_code_prior(strong_tokens[ty0:ty1, tx0:tx1], ty0, strong_tokens.shape[0], tok.codebook_size)
+    assert (prior < 0).float().mean() > 0.3  # the input leaves out many codes at each height
+
+    def foreign_share(tokens):
+        outside = np.concatenate([tokens[:, :tx0 - 2], tokens[:, tx1 + 2:]], axis=1)
+        return float(np.mean([(prior[r, outside[r]] < 0).numpy() for r in range(outside.shape[0])]))
+
+    assert foreign_share(plain_tokens) > 0.2
+    assert foreign_share(strong_tokens) < 0.02
