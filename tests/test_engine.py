@@ -49,6 +49,37 @@ def test_extend_makes_the_requested_size_and_keeps_the_input(model_dir, input_pn
     assert out[:, :150].std() > 1  # something was generated outside
 
 
+def test_the_inputs_own_columns_are_not_decoded(model_dir, tmp_path, monkeypatch):
+    """Where the input spans the height and is not blended, its pixels are written as they are:
+    the decoder is never asked for those token columns (its output there would be discarded),
+    and the image keeps the input's pixels there."""
+    import nuwa_inf.infer.engine as engine
+
+    asked = []
+    real_decode = engine.decode_tiled
+
+    def recording_decode(tokenizer, tokens, *args, cols=None, **kwargs):  # the real decoder, calls noted
+        asked.append(cols if cols is not None else (0, tokens.shape[1]))
+        return real_decode(tokenizer, tokens, *args, cols=cols, **kwargs)
+
+    monkeypatch.setattr(engine, "decode_tiled", recording_decode)
+    original = smooth_image(192, 320, seed=7)                  # full height, 320 px wide
+    Image.fromarray(original).save(tmp_path / "tall.png")
+    assert main(["extend", str(tmp_path / "tall.png"), "-o", str(tmp_path / "out.png"), "--width", "960",
+                 "--height", "192", "--model", str(model_dir), "--quiet", "--threads", "1"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    x0 = 320                                                   # centred on the 64-px patch grid
+    blend = 80                                                 # 256 px, capped at a quarter of the input
+    assert np.array_equal(out[:, x0 + blend: x0 + 320 - blend], original[:, blend: 320 - blend])
+    f = 16                                                     # the tiny tokenizer: 16-px tokens
+    decoded = np.zeros(960 // f, dtype=bool)
+    for a, b in asked:
+        decoded[a:b] = True
+    interior = range((x0 + blend) // f + 1, (x0 + 320 - blend) // f - 1)
+    assert not decoded[list(interior)].any(), "the input's interior was decoded"
+    assert decoded[: x0 // f].all() and decoded[(x0 + 320) // f:].all()
+
+
 def test_generate_unconditional_any_size(model_dir, tmp_path):
     assert main(["generate", "-o", str(tmp_path / "g.png"), "--width", "200", "--height", "100",
                  "--model", str(model_dir), "--quiet", "--threads", "1"]) == 0

@@ -238,9 +238,37 @@ class CanvasRun:
             while end < width and ready[end]:
                 end += 1
             if final or end - x >= min_cols or end == width or x == 0:
-                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, sink=self._sink, cols=(x, end))
+                self._decode_columns(tokens, x, end)
                 decoded[x:end] = True
             x = end
+
+    def _decode_columns(self, tokens: np.ndarray, a: int, b: int) -> None:
+        """Write the pixels of token columns [a, b): decoded, except where a column is the input's
+        own pixels at every height (`_own_columns`): those take them as they are."""
+        c = a
+        while c < b:
+            own, end = self.own_cols[c], c
+            while end < b and self.own_cols[end] == own:
+                end += 1
+            if own:
+                f, x0 = self.placement.f, self.spec.x0
+                self.canvas.write_region(0, c * f, np.ascontiguousarray(self.image[:, c * f - x0: end * f - x0]))
+            else:
+                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, sink=self._sink, cols=(c, end))
+            c = end
+
+    def _own_columns(self) -> np.ndarray:
+        """(token columns,) bool: columns that hold the input's own pixels over the whole canvas
+        height (the input spans it and its blend weight is 1 there), so decoding them would be
+        thrown away by `_sink`'s blend (1 · own + 0 · decoded)."""
+        spec, f = self.spec, self.placement.f
+        own = np.zeros(self.placement.tok_w, dtype=bool)
+        if self.image is None or spec.y0 > 0 or spec.in_h < spec.height:
+            return own
+        solid = (self.alpha >= 1).all(axis=0)                    # (in_w,): input columns kept whole
+        for c in range(-(-spec.x0 // f), (spec.x0 + spec.in_w) // f):
+            own[c] = solid[c * f - spec.x0: (c + 1) * f - spec.x0].all()
+        return own
 
     def _blend_ready(self, tokens: np.ndarray, decoded: np.ndarray) -> None:
         """Blend the input into its surroundings along each open side whose pixels are final."""
@@ -300,6 +328,7 @@ class CanvasRun:
                 self.alpha = (~in_any_band(self.bands, spec.y0, spec.x0, spec.in_h, spec.in_w)).astype(np.float32)
             else:
                 self.alpha = feather_alpha(spec.in_h, spec.in_w, spec.feather, open_sides)
+        self.own_cols = self._own_columns()
         resuming = resume and (self.run_dir / "state.json").is_file()
         self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
         if resuming:
