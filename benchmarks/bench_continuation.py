@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-blind", choices=("memory", "all"), default="memory",
                         help="what the blind branch of --input-guidance lacks")
     parser.add_argument("--colour-prior", type=float, default=0.0, help="extend's colour prior strength (0: off)")
-    parser.add_argument("--code-prior", type=float, default=0.0, help="extend's code prior strength (0: off)")
+    parser.add_argument("--code-prior", type=float, default=None,
+                        help="extend's code prior strength (0: off; default: extend's)")
     parser.add_argument("--caption", choices=("none", "truth"), default="none",
                         help="prompt extend with the case's true caption (truth: what a perfect describer "
                              "of the input would say) or not at all")

@@ -98,7 +98,7 @@ class Model:
                text: str = "", guidance: float | None = None,
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
-               code_prior: float = 0.0,
+               code_prior: float | None = None,
                style_weight: float = DEFAULT_STYLE_WEIGHT,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
@@ -118,7 +118,8 @@ class Model:
         (input_blind "memory") or without memory and neighbours ("all"). colour_prior: the strength of
         the input's palette at each height on every code's logit (infer/colour_prior.py; 0: off).
         code_prior: the logit penalty on codes the input does not use near each height
-        (infer/code_prior.py; 0: off).
+        (infer/code_prior.py; 0: off; None: extend's measured default without a prompt,
+        `infer.cli.DEFAULT_CODE_PRIOR`, and off with one).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).

@@ -44,7 +44,7 @@ def model_dir(tmp_path_factory):
 def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(model_dir, tmp_path):
     """With a large strength the generated tokens use the codes the input uses at their height
     (the untrained model alone draws many others); the image still does not depend on the
-    batch, and a strength of 0 is the plain job."""
+    batch."""
     bundle = load_bundle(model_dir)
     image = np.zeros((192, 128, 3), dtype=np.uint8)
     image[:, :, 1] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]  # a few codes, changing with height
@@ -59,10 +59,9 @@ def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(m
         state = json.loads((tmp_path / name / "state.json").read_text())
         return np.asarray(Image.open(tmp_path / f"{name}.png")), np.load(tmp_path / name / state["files"]["tokens"])
 
-    (plain, plain_tokens), (off, _) = extend("plain"), extend("off", "--code-prior", "0")
+    plain, plain_tokens = extend("plain", "--code-prior", "0")
     (strong, strong_tokens), (strong_b1, _) = (extend("strong", "--code-prior", "10"),
                                               extend("strong1", "--code-prior", "10", "--batch", "1"))
-    assert np.array_equal(plain, off)
     assert np.array_equal(strong, strong_b1)
     assert not np.array_equal(plain, strong)
 
@@ -80,3 +79,26 @@ def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(m
 
     assert foreign_share(plain_tokens) > 0.2
     assert foreign_share(strong_tokens) < 0.02
+
+
+def test_extend_applies_it_by_default_and_not_with_a_prompt(tmp_path_factory, tmp_path):
+    """Without a prompt extend's default is DEFAULT_CODE_PRIOR; with one (which may ask for what
+    the input lacks) it is off unless asked for."""
+    from nuwa_inf.infer.cli import DEFAULT_CODE_PRIOR
+
+    text_model = make_model_dir(tmp_path_factory.mktemp("code_prior_text_model"), text_vocab=["snow", "night"])
+    image = np.full((192, 128, 3), 90, dtype=np.uint8)  # flat: a code or two, the others all penalised
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+
+    def extend(name, *extra):
+        assert main(["extend", str(source), "-o", str(tmp_path / f"{name}.png"), "--width", "640", "--height",
+                     "192", "--model", str(text_model), "--quiet", "--threads", "1", *extra]) == 0
+        return np.asarray(Image.open(tmp_path / f"{name}.png"))
+
+    assert DEFAULT_CODE_PRIOR > 0
+    assert np.array_equal(extend("default"), extend("explicit", "--code-prior", f"{DEFAULT_CODE_PRIOR}"))
+    assert not np.array_equal(extend("default_again"), extend("off", "--code-prior", "0"))
+    prompted = extend("prompted", "--text", "snow")
+    assert np.array_equal(prompted, extend("prompted_off", "--text", "snow", "--code-prior", "0"))
+    assert not np.array_equal(prompted, extend("prompted_on", "--text", "snow", "--code-prior", "2"))

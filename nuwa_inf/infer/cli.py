@@ -36,6 +36,11 @@ DEFAULT_STYLE_WEIGHT = 0.5
 # 4096×1024 cases, piece 1024): carry 0.512 → 0.439 at 0.7 (0.449 at 0.5), layout 0.492 → 0.360,
 # border ÷ truth 1.83 → 1.26; the night case gains most (it keeps its dark sky on one side)
 DEFAULT_FIRST_ROW_TEMPERATURE = 0.7
+# extend's code prior without a prompt (codes the input does not use within 128 px of a row's height
+# get −W on their logit), unless --code-prior says otherwise; off with a prompt, which may ask for
+# what the input lacks. Measured with benchmarks/bench_continuation.py (4 held-out 8192×2048 cases,
+# stage 4h, two sampling seeds): see README, "Continuation against the truth"
+DEFAULT_CODE_PRIOR = 1.0
 ORDERS = "auto | strips | outward | raster | column | row-right-down | ... (8 sweep directions)"
 
 
@@ -61,12 +66,17 @@ class CanvasSettings:
     input_guidance: float = 1.0     # classifier-free guidance on the input (engine.JobSpec); 1: none
     input_blind: str = "memory"     # what its blind branch lacks: "memory" | "all" (memory and context)
     colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
-    code_prior: float = 0.0         # penalty on codes the input does not use near each height (infer/code_prior.py)
+    code_prior: float | None = None  # penalty on codes the input does not use near each height (infer/code_prior.py);
+                                     # None: DEFAULT_CODE_PRIOR without a prompt, 0 with one
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
 
     @property
     def guidance_scale(self) -> float:
         return (DEFAULT_GUIDANCE if self.text else 1.0) if self.guidance is None else self.guidance
+
+    @property
+    def code_prior_strength(self) -> float:
+        return (0.0 if self.text else DEFAULT_CODE_PRIOR) if self.code_prior is None else self.code_prior
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -95,7 +105,7 @@ class CanvasSettings:
             raise UserError(f"--input-guidance must lie in [0, 30], got {self.input_guidance}")
         if not 0 <= self.colour_prior <= 10:
             raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
-        if not 0 <= self.code_prior <= 10:
+        if self.code_prior is not None and not 0 <= self.code_prior <= 10:
             raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
         if not 0 <= self.style_weight <= 1:
             raise UserError(f"--style-weight must lie in [0, 1], got {self.style_weight}")
@@ -148,7 +158,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    blend=settings.blend, text=settings.text or "", guidance=settings.guidance_scale,
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
-                   colour_prior=settings.colour_prior, code_prior=settings.code_prior,
+                   colour_prior=settings.colour_prior, code_prior=settings.code_prior_strength,
                    style_weight=settings.style_weight)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
@@ -196,9 +206,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
-        parser.add_argument("--code-prior", type=float, default=0.0, metavar="W",
+        parser.add_argument("--code-prior", type=float, default=None, metavar="W",
                             help="codes the input does not use within 128 px of a row's height get −W on "
-                                 "their logit there (0 = off)")
+                                 f"their logit there (default {DEFAULT_CODE_PRIOR:g} without --text, 0 with it; "
+                                 "0 = off)")
         parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, metavar="W",
                             help="with --text: the share of the input's style the prompted branch reads (default "
                                  f"{DEFAULT_STYLE_WEIGHT:g}; 1 = all, lower lets the prompt outvote the input)")
@@ -233,7 +244,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior,
-                          code_prior=getattr(args, "code_prior", 0.0), style_weight=args.style_weight)
+                          code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight)
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
