@@ -64,7 +64,6 @@ from nuwa_inf.eval.attribute_probe import (
     AttributeProbe,
     chance,
     image_features,
-    region_features,
     training_features,
     uniform_attributes,
 )
@@ -281,11 +280,10 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
 def shrunk_features(image: np.ndarray, x0: int, x1: int, scale: int) -> np.ndarray:
     """The probe's features of the columns [x0, x1) shrunk `scale`× (box filter) to the probe's size."""
     region = np.ascontiguousarray(image[:, x0:x1])
-    if scale == 1:
-        return region_features(region, 0, region.shape[1])
-    size = (region.shape[1] // scale, region.shape[0] // scale)
-    small = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.BOX))
-    return region_features(small, 0, small.shape[1])
+    if scale > 1:
+        size = (region.shape[1] // scale, region.shape[0] // scale)
+        region = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.BOX))
+    return image_features(region)
 
 
 def outpaint_summary(records: list[dict], guidance: list[float], edits: list[str]) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,13 @@ def test_a_wide_reach_allows_every_code_the_input_uses_at_every_height():
     assert torch.all(prior[:, :12] == 0) and torch.all(prior[:, 12:] == -1)
 
 
+def extend(model: Path, source: Path, out_dir: Path, name: str, *extra: str) -> np.ndarray:
+    """`nuwa-inf extend` of `source` (128×192) to 640×192 with `model`: the output image."""
+    assert main(["extend", str(source), "-o", str(out_dir / f"{name}.png"), "--width", "640", "--height", "192",
+                 "--model", str(model), "--quiet", "--threads", "1", *extra]) == 0
+    return np.asarray(Image.open(out_dir / f"{name}.png"))
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return make_model_dir(tmp_path_factory.mktemp("code_prior_model"))
@@ -52,16 +60,14 @@ def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(m
     source = tmp_path / "input.png"
     Image.fromarray(image).save(source)
 
-    def extend(name, *extra):
-        assert main(["extend", str(source), "-o", str(tmp_path / f"{name}.png"), "--width", "640", "--height",
-                     "192", "--model", str(model_dir), "--quiet", "--threads", "1",
-                     "--run-dir", str(tmp_path / name), *extra]) == 0
+    def extend_keeping_tokens(name, *extra):
+        image = extend(model_dir, source, tmp_path, name, "--run-dir", str(tmp_path / name), *extra)
         state = json.loads((tmp_path / name / "state.json").read_text())
-        return np.asarray(Image.open(tmp_path / f"{name}.png")), np.load(tmp_path / name / state["files"]["tokens"])
+        return image, np.load(tmp_path / name / state["files"]["tokens"])
 
-    plain, plain_tokens = extend("plain", "--code-prior", "0")
-    (strong, strong_tokens), (strong_b1, _) = (extend("strong", "--code-prior", "10"),
-                                              extend("strong1", "--code-prior", "10", "--batch", "1"))
+    plain, plain_tokens = extend_keeping_tokens("plain", "--code-prior", "0")
+    (strong, strong_tokens), (strong_b1, _) = (extend_keeping_tokens("strong", "--code-prior", "10"),
+                                              extend_keeping_tokens("strong1", "--code-prior", "10", "--batch", "1"))
     assert np.array_equal(strong, strong_b1)
     assert not np.array_equal(plain, strong)
 
@@ -91,14 +97,12 @@ def test_extend_applies_it_by_default_and_not_with_a_prompt(tmp_path_factory, tm
     source = tmp_path / "input.png"
     Image.fromarray(image).save(source)
 
-    def extend(name, *extra):
-        assert main(["extend", str(source), "-o", str(tmp_path / f"{name}.png"), "--width", "640", "--height",
-                     "192", "--model", str(text_model), "--quiet", "--threads", "1", *extra]) == 0
-        return np.asarray(Image.open(tmp_path / f"{name}.png"))
+    def run(name, *extra):
+        return extend(text_model, source, tmp_path, name, *extra)
 
     assert DEFAULT_CODE_PRIOR > 0
-    assert np.array_equal(extend("default"), extend("explicit", "--code-prior", f"{DEFAULT_CODE_PRIOR}"))
-    assert not np.array_equal(extend("default_again"), extend("off", "--code-prior", "0"))
-    prompted = extend("prompted", "--text", "snow")
-    assert np.array_equal(prompted, extend("prompted_off", "--text", "snow", "--code-prior", "0"))
-    assert not np.array_equal(prompted, extend("prompted_on", "--text", "snow", "--code-prior", "2"))
+    assert np.array_equal(run("default"), run("explicit", "--code-prior", f"{DEFAULT_CODE_PRIOR}"))
+    assert not np.array_equal(run("default_again"), run("off", "--code-prior", "0"))
+    prompted = run("prompted", "--text", "snow")
+    assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--code-prior", "0"))
+    assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--code-prior", "2"))

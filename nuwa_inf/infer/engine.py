@@ -265,9 +265,9 @@ class CanvasRun:
         own = np.zeros(self.placement.tok_w, dtype=bool)
         if self.image is None or spec.y0 > 0 or spec.in_h < spec.height:
             return own
-        solid = (self.alpha >= 1).all(axis=0)                    # (in_w,): input columns kept whole
-        for c in range(-(-spec.x0 // f), (spec.x0 + spec.in_w) // f):
-            own[c] = solid[c * f - spec.x0: (c + 1) * f - spec.x0].all()
+        whole = spec.in_w // f                                   # the input's whole token columns (x0 is token aligned)
+        solid = (self.alpha[:, :whole * f] >= 1).all(axis=0)      # (whole · f,): pixel columns kept whole
+        own[spec.x0 // f: spec.x0 // f + whole] = solid.reshape(whole, f).all(axis=1)
         return own
 
     def _blend_ready(self, tokens: np.ndarray, decoded: np.ndarray) -> None:
