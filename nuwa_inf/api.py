@@ -173,13 +173,16 @@ class Model:
                       text: str = "", guidance: float | None = None, temperature: float | None = None, top_k: int = 0,
                       top_p: float = 1.0, batch: int = 16, order: str = "raster", persistence: float | None = None,
                       first_frame_temperature: float | None = None, min_p: float = 0.0, deflicker: bool = True,
-                      output: str | os.PathLike | None = None, overwrite: bool = False,
+                      first_frame: str = "auto", output: str | os.PathLike | None = None, overwrite: bool = False,
                       run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """A clip from a prompt (`text`) or unconditional, as `nuwa-inf generate --frames`; returns
-        and writes as `animate`. `first_frame_temperature`: frame 0's (None: `temperature`)."""
+        and writes as `animate`. `first_frame`: "image" draws frame 0 with the image transformer
+        and animates it (infer/first_frame.py), "clip" samples it with the video transformer,
+        "auto" (default) the first where the model has both. `first_frame_temperature`: frame 0's
+        (None: 1 for a drawn frame 0, `temperature` for a sampled one)."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
                               batch, order, output, overwrite, run_dir, progress, persistence,
-                              first_frame_temperature, min_p=min_p, deflicker=deflicker)
+                              first_frame_temperature, min_p=min_p, deflicker=deflicker, first_frame=first_frame)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
@@ -243,7 +246,7 @@ class Model:
 
     def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
                   order, output, overwrite, run_dir, progress, persistence,
-                  first_frame_temperature=None, min_p=0.0, deflicker=True) -> np.ndarray | Path:
+                  first_frame_temperature=None, min_p=0.0, deflicker=True, first_frame="auto") -> np.ndarray | Path:
         from .infer.clip_cli import (
             DEFAULT_CLIP_TEMPERATURE,
             DEFAULT_PERSISTENCE,
@@ -259,7 +262,7 @@ class Model:
         settings = ClipSettings(frames=frames, fps=fps, seed=seed, temperature=temperature, top_k=top_k,
                                 top_p=top_p, min_p=min_p, batch=batch, order=order, text=text, guidance=guidance,
                                 persistence=DEFAULT_PERSISTENCE if persistence is None else persistence,
-                                first_frame_temperature=first_frame_temperature)
+                                first_frame_temperature=first_frame_temperature, first_frame=first_frame)
         settings.check()
         out = check_clip_output(output, overwrite) if output is not None else None
         if self._video is None:

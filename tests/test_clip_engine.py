@@ -4,6 +4,7 @@ grow with the clip's length, training on frame folders, and bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.clip_cli import ClipSettings, run_clip
+from nuwa_inf.infer.first_frame import FIRST_FRAME_FILE, draw_scale
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,15 @@ def video_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def image_model(tmp_path_factory):
     return make_model_dir(tmp_path_factory.mktemp("image_model"))
+
+
+@pytest.fixture(scope="module")
+def paired_model(image_model, video_model, tmp_path_factory):
+    """The bundled layout: an image transformer in transformer/, a video one in video/, one tokenizer."""
+    path = tmp_path_factory.mktemp("paired_model")
+    shutil.copytree(image_model, path, dirs_exist_ok=True)
+    shutil.copytree(video_model / "transformer", path / "video")
+    return path
 
 
 @pytest.fixture
@@ -142,6 +153,31 @@ def test_a_generated_frame_0_takes_its_own_temperature(video_model):
     assert np.array_equal(hot[0], clip(temperature=1.0)[0])
     assert not np.array_equal(hot[1:], clip(temperature=1.0)[1:])
     assert np.array_equal(hot, clip(first_frame_temperature=1.0, batch=1))
+
+
+def test_text_to_video_draws_frame_0_with_the_image_transformer_and_animates_it(paired_model, tmp_path):
+    """first_frame="image": frame 0 is text-to-image at draw_scale× the frame, shrunk, and the clip
+    is exactly `animate` of that frame; "clip" samples frame 0 with the video transformer instead."""
+    model = nuwa_inf.load(paired_model)
+    scale = draw_scale(64)
+    drawn = model.generate(128 * scale, 64 * scale, seed=4).resize((128, 64), Image.LANCZOS)
+    clip = model.generate_clip(128, 64, 3, seed=4, first_frame="image")
+    assert np.array_equal(clip, model.animate(np.array(drawn), frames=3, seed=4))
+    assert np.array_equal(clip, model.generate_clip(128, 64, 3, seed=4))             # auto = image here
+    assert not np.array_equal(clip[0], model.generate_clip(128, 64, 3, seed=4, first_frame="clip")[0])
+    run = tmp_path / "run"
+    assert main(["generate", "--frames", "3", "--width", "128", "--height", "64", "--seed", "4", "-o",
+                 str(tmp_path / "c.gif"), "--model", str(paired_model), "--run-dir", str(run), "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(run / FIRST_FRAME_FILE)), np.asarray(drawn))
+    assert not (run / "first_frame").exists()   # the drawing's own run directory is gone once drawn
+
+
+def test_first_frame_image_needs_an_image_transformer(video_model, tmp_path, capsys):
+    out = tmp_path / "c.gif"
+    assert main(["generate", "--frames", "3", "--width", "128", "--height", "64", "--first-frame", "image",
+                 "-o", str(out), "--model", str(video_model), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--first-frame image" in err and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_min_p_changes_a_clip_and_keeps_it_batch_invariant(video_model):

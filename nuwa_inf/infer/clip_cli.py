@@ -36,6 +36,7 @@ MAX_CLIP_PIXELS = 4096 * 4096     # per frame
 # 2026-12-05; same benchmark, one session): 0 → 0.66 / 0.4 / 2.33; 0.25 → 0.56 / 0.3 / 2.19;
 # 0.5 → 0.50 / 0.2 / 1.85. The median takes the flicker, so less persistence buys motion back
 DEFAULT_PERSISTENCE = 0.25
+FIRST_FRAME_CHOICES = ("auto", "image", "clip")
 
 
 @dataclass
@@ -53,6 +54,9 @@ class ClipSettings:
     guidance: float | None = None
     persistence: float = DEFAULT_PERSISTENCE
     first_frame_temperature: float | None = None  # text-to-video's frame 0; None: `temperature`
+    first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
+                                # first_frame.py), "clip" (by the video transformer), "auto": image where
+                                # the model has an image transformer beside its video one
 
     def check(self) -> None:
         from ..errors import UserError
@@ -68,6 +72,8 @@ class ClipSettings:
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
         if not 0 <= self.persistence <= 20:
             raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
+        if self.first_frame not in FIRST_FRAME_CHOICES:
+            raise UserError(f"--first-frame must be one of {', '.join(FIRST_FRAME_CHOICES)}, got {self.first_frame!r}")
         if self.first_frame_temperature is not None and self.first_frame_temperature < 0:
             raise UserError(f"--first-frame-temperature must be >= 0, got {self.first_frame_temperature}")
         CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
@@ -106,20 +112,31 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
              on_progress: Callable[[int, int], None] | None = None, same_settings: bool = False) -> ClipResult:
     """Animate `still` (H, W, 3 uint8; frame 0) or, without one, generate a clip of
     `width`×`height` frames; resume `resume`'s run, or start one in `run_dir` or a temp dir."""
+    from ..errors import UserError
     from .clip_engine import ClipRun, ClipSpec
     from .engine import open_run_dir
+    from .first_frame import draw_first_frame, image_bundle
 
     settings.check()
     check_frame_size(width, height)
+    images, first_frame = None, "clip"
+    if still is None and settings.first_frame != "clip":
+        images = image_bundle(bundle)
+        if images is None and settings.first_frame == "image":
+            raise UserError(f"--first-frame image needs an image transformer beside the video one "
+                            f"({bundle.directory} has no transformer/ and video/ side by side)")
+        first_frame = "clip" if images is None else "image"
     spec = ClipSpec(width=width, height=height, frames=settings.frames, fps=settings.fps, animate=still is not None,
                     input_sha=hashlib.sha1(still.tobytes()).hexdigest()[:16] if still is not None else "",
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                     min_p=settings.min_p, order=settings.order, model_hash=bundle.weights_hash,
                     text=settings.text or "",
                     guidance=settings.guidance_scale, persistence=settings.persistence,
-                    first_frame_temperature=settings.first_frame_temperature)
+                    first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
+    if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
+        still = draw_first_frame(images or image_bundle(bundle), spec, directory, settings.batch, backend, progress)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
                   on_progress=on_progress)
     return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary)
@@ -161,7 +178,7 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
                             top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, batch=args.batch,
                             order=args.order or "raster",
                             text=args.text, guidance=args.guidance, persistence=args.persistence,
-                            first_frame_temperature=args.first_frame_temperature)
+                            first_frame_temperature=args.first_frame_temperature, first_frame=args.first_frame)
     settings.check()
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
@@ -207,8 +224,13 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-deflicker", action="store_true",
                         help="write the frames as sampled, without the temporal median of three frames that "
                              "removes back-and-forth shimmer (video/deflicker.py)")
+    parser.add_argument("--first-frame", choices=FIRST_FRAME_CHOICES, default="auto",
+                        help="text-to-video's frame 0: drawn by the image transformer as a still, then animated "
+                             "(image), or sampled by the video transformer like the other frames (clip); auto: "
+                             "image where the model has both (default)")
     parser.add_argument("--first-frame-temperature", type=float, default=None, metavar="T",
-                        help="text-to-video: the temperature of the generated frame 0 (default: --temperature)")
+                        help="text-to-video: the temperature of frame 0 (default: 1 for a drawn frame 0, "
+                             "--temperature for a sampled one)")
 
 
 def register_animate(subparsers: argparse._SubParsersAction, sampling_flags: Callable) -> None:

@@ -62,6 +62,8 @@ class ClipSpec:
     guidance: float = 1.0
     persistence: float = 0.0         # logit bonus of the token the same place held in the frame before
     first_frame_temperature: float | None = None  # a generated frame 0's (text-to-video); None: `temperature`
+    first_frame: str = "clip"        # text-to-video's frame 0: "clip" (the video transformer samples it) or
+                                     # "image" (drawn by the image transformer, first_frame.py, then given)
 
 
 def patch_positions(patches: list) -> torch.Tensor:
@@ -84,12 +86,14 @@ class ClipRun:
         self.rows = -(-spec.height // (f * cfg.patch_h))
         self.cols = -(-spec.width // (f * cfg.patch_w))
         self.tok_h, self.tok_w = self.rows * cfg.patch_h, self.cols * cfg.patch_w
-        if spec.animate and (still is None or still.shape[:2] != (spec.height, spec.width)):
+        # frame 0 is given when animating (the still) or when the image transformer drew it
+        self.given_first = spec.animate or spec.first_frame == "image"
+        if self.given_first and (still is None or still.shape[:2] != (spec.height, spec.width)):
             raise UserError("animation needs its still, of the clip's size")
-        # frame 0's patches are given when animating; then every frame in the spatial sweep
-        known = [(0, r, c) for r in range(self.rows) for c in range(self.cols)] if spec.animate else []
+        # frame 0's patches are known when given; then every frame in the spatial sweep
+        known = [(0, r, c) for r in range(self.rows) for c in range(self.cols)] if self.given_first else []
         order = [p for p in sweep_order(self.rows, self.cols, spec.order, spec.frames)
-                 if not (spec.animate and p[0] == 0)]
+                 if not (self.given_first and p[0] == 0)]
         self.schedule = build_schedule(order, known, (cfg.extent_t, cfg.extent_h, cfg.extent_w),
                                        (spec.frames, self.rows, self.cols))
         self.waves = self.schedule.waves
@@ -125,10 +129,10 @@ class ClipRun:
         return patch_canvas_rows(patches, -(-self.spec.height // self.f), self.cfg.patch_h)
 
     def _initial_tokens(self) -> np.ndarray:
-        """(T, h, w) token frames, -1 where unknown; an animation's frame 0 is its still, encoded
+        """(T, h, w) token frames, -1 where unknown; a given frame 0 is the still, encoded
         (mirror-padded to whole patches where the frame is not)."""
         tokens = np.full((self.spec.frames, self.tok_h, self.tok_w), -1, dtype=np.int32)
-        if self.spec.animate:
+        if self.given_first:
             h, w = self.tok_h * self.f, self.tok_w * self.f
             still = self.still
             if still.shape[:2] != (h, w):
@@ -139,7 +143,7 @@ class ClipRun:
     def _samplers(self, tokens: np.ndarray) -> list[WaveSampler]:
         model = self.bundle.transformer
         style = None
-        if self.spec.animate:  # the still's style, as training crops read their clip's first frame
+        if self.given_first:  # the still's style, as training crops read their clip's first frame
             style = StyleSource(torch.from_numpy(tokens[0].astype(np.int64)), 0, -(-self.spec.height // self.f))
         samplers = [WaveSampler(model, self.pools[0], self.backend, style, self.text_ids)]
         if self.guided:
@@ -187,7 +191,7 @@ class ClipRun:
         """The chunk's patches in groups of one sampling temperature: a generated frame 0 may take
         its own (`first_frame_temperature`), the later frames the clip's."""
         spec = self.spec
-        if spec.first_frame_temperature is None or spec.animate:
+        if spec.first_frame_temperature is None or self.given_first:
             return [(chunk, spec.temperature)]
         first = [p for p in chunk if p[0] == 0]
         later = [p for p in chunk if p[0] != 0]
