@@ -22,7 +22,9 @@ scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
 (`Model.generate_clip(text=...)`), scored against the real clip of that caption the same way
 (frame-0 PSNR then only says how far the two scenes differ). `--probe NPZ` (the attribute probe
 `bench_text.py` caches) reads palette, time of day, snow and water in the generated frames 0 and
-T−1 and in the real frame 0 (the probe's ceiling at this size):
+T−1 and in the real frame 0 (the probe's ceiling at this size). `--first-frame clip` samples frame 0
+with the video transformer (the only way before 2026-12-05's fourth session), `image` draws it with
+the image transformer and animates it (`infer/first_frame.py`; the default where a model has both):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video.py --from-text --cases 4 \\
         --probe /work/runs/bench_text/probe_1024x512_s200000_n300_f2_r0fb2bda5eb_palette-time-snow-water.npz
@@ -289,12 +291,14 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
                                                        temperature=args.temperature, top_k=args.top_k,
                                                        top_p=args.top_p, persistence=args.persistence,
                                                        first_frame_temperature=args.first_frame_temperature,
+                                                       first_frame=args.first_frame, code_prior=args.code_prior,
                                                        deflicker=not args.no_deflicker,
                                                        **options))
         else:
             generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
                                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                                  persistence=args.persistence, deflicker=not args.no_deflicker,
+                                                 code_prior=args.code_prior,
                                                  **options))
         seconds = time.monotonic() - started
         if generated.shape != real.shape or generated.dtype != np.uint8:
@@ -343,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-text", action="store_true",
                         help="text-to-video: generate each clip from its caption alone (no still; frame-0 PSNR "
                              "then says nothing)")
+    parser.add_argument("--code-prior", type=float, default=None,
+                        help="penalty on codes the given frame 0 does not use near each height (default: the clip "
+                             "default)")
+    parser.add_argument("--first-frame", choices=("auto", "image", "clip"), default="auto",
+                        help="with --from-text: frame 0 drawn by the image transformer (image) or sampled by the "
+                             "video transformer (clip); auto: the default of generate --frames")
     parser.add_argument("--first-frame-temperature", type=float, default=None,
                         help="--from-text: frame 0's sampling temperature (default: the clip's)")
     parser.add_argument("--probe", default=None, metavar="NPZ",

@@ -103,7 +103,8 @@ def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model,
     from nuwa_inf.infer.clip_engine import ClipRun, ClipSpec
     defaults = ClipSettings(frames=4)
     spec = ClipSpec(width=128, height=64, frames=4, animate=True, model_hash=bundle.weights_hash,
-                    temperature=defaults.temperature, persistence=defaults.persistence)   # as run_clip's above
+                    temperature=defaults.temperature, persistence=defaults.persistence,
+                    code_prior=defaults.code_prior_strength)   # as run_clip's above
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
     killed = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False, on_progress=stop_after_three)
@@ -114,6 +115,23 @@ def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model,
     assert 0 < state["wave"] < 6
     paths = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False).run(True)
     assert all(np.array_equal(x, np.asarray(Image.open(p))) for x, p in zip(frames_a, paths, strict=True))
+
+
+def test_a_strong_code_prior_keeps_a_clip_to_the_codes_of_its_frame_0(video_model, still, tmp_path):
+    """Generated frames use codes frame 0 does not (the untrained model draws any); a strong code
+    prior (code_prior.py: here frame 0's rows are all within reach) keeps them to frame 0's."""
+    bundle = load_bundle(video_model, "cpu", video=True)
+    image = np.asarray(Image.open(still))
+
+    def foreign_share(code_prior: float) -> float:
+        run = tmp_path / f"prior{code_prior:g}"
+        run_clip(bundle, image, 128, 64, ClipSettings(frames=3, seed=2, temperature=1.0, persistence=0.0,
+                                                      code_prior=code_prior), run_dir=run, progress=False)
+        tokens = np.load(next(run.glob("tokens_*.npy")))                      # (T, h, w)
+        return float(np.isin(tokens[1:], np.unique(tokens[0]), invert=True).mean())
+
+    assert foreign_share(0.0) > 0.2
+    assert foreign_share(10.0) < 0.01
 
 
 def test_the_pool_does_not_grow_with_the_clip(video_model, still, tmp_path):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .clip_cli import DEFAULT_CLIP_TEMPERATURE, clip_flags, register_animate
+from .clip_cli import DEFAULT_CLIP_CODE_PRIOR, DEFAULT_CLIP_TEMPERATURE, clip_flags, register_animate
 
 if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
     import numpy as np
@@ -206,13 +206,13 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
-        parser.add_argument("--code-prior", type=float, default=None, metavar="W",
-                            help="codes the input does not use within 128 px of a row's height get −W on "
-                                 f"their logit there (default {DEFAULT_CODE_PRIOR:g} without --text, 0 with it; "
-                                 "0 = off)")
         parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, metavar="W",
                             help="with --text: the share of the input's style the prompted branch reads (default "
                                  f"{DEFAULT_STYLE_WEIGHT:g}; 1 = all, lower lets the prompt outvote the input)")
+    parser.add_argument("--code-prior", type=float, default=None, metavar="W",
+                        help="codes the input (a clip: its given frame 0) does not use within 128 px of a row's "
+                             f"height get −W on their logit there (extend's default {DEFAULT_CODE_PRIOR:g} without "
+                             f"--text, 0 with it; a clip's {DEFAULT_CLIP_CODE_PRIOR:g}; 0 = off)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")

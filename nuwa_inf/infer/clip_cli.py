@@ -37,6 +37,9 @@ MAX_CLIP_PIXELS = 4096 * 4096     # per frame
 # 0.5 → 0.50 / 0.2 / 1.85. The median takes the flicker, so less persistence buys motion back
 DEFAULT_PERSISTENCE = 0.25
 FIRST_FRAME_CHOICES = ("auto", "image", "clip")
+# strength of the code prior of a given frame 0 (an animation's still, a drawn frame 0): codes that
+# frame does not use within 8 token rows of a height get −W there (code_prior.py)
+DEFAULT_CLIP_CODE_PRIOR = 0.0
 
 
 @dataclass
@@ -54,6 +57,8 @@ class ClipSettings:
     guidance: float | None = None
     persistence: float = DEFAULT_PERSISTENCE
     first_frame_temperature: float | None = None  # text-to-video's frame 0; None: `temperature`
+    code_prior: float | None = None  # −W on codes a given frame 0 does not use near each height;
+                                     # None: DEFAULT_CLIP_CODE_PRIOR
     first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
                                 # first_frame.py), "clip" (by the video transformer), "auto": image where
                                 # the model has an image transformer beside its video one
@@ -72,6 +77,8 @@ class ClipSettings:
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
         if not 0 <= self.persistence <= 20:
             raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
+        if self.code_prior is not None and not 0 <= self.code_prior <= 10:
+            raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
         if self.first_frame not in FIRST_FRAME_CHOICES:
             raise UserError(f"--first-frame must be one of {', '.join(FIRST_FRAME_CHOICES)}, got {self.first_frame!r}")
         if self.first_frame_temperature is not None and self.first_frame_temperature < 0:
@@ -79,6 +86,10 @@ class ClipSettings:
         CanvasSettings(width=1, height=1, seed=self.seed, temperature=self.temperature, top_k=self.top_k,
                        top_p=self.top_p, min_p=self.min_p, batch=self.batch, text=self.text,
                        guidance=self.guidance).check()
+
+    @property
+    def code_prior_strength(self) -> float:
+        return DEFAULT_CLIP_CODE_PRIOR if self.code_prior is None else self.code_prior
 
     @property
     def guidance_scale(self) -> float:
@@ -132,7 +143,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     min_p=settings.min_p, order=settings.order, model_hash=bundle.weights_hash,
                     text=settings.text or "",
                     guidance=settings.guidance_scale, persistence=settings.persistence,
-                    first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame)
+                    first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame,
+                    code_prior=settings.code_prior_strength)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
@@ -178,7 +190,8 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
                             top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, batch=args.batch,
                             order=args.order or "raster",
                             text=args.text, guidance=args.guidance, persistence=args.persistence,
-                            first_frame_temperature=args.first_frame_temperature, first_frame=args.first_frame)
+                            first_frame_temperature=args.first_frame_temperature, first_frame=args.first_frame,
+                            code_prior=args.code_prior)
     settings.check()
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")

@@ -6,8 +6,10 @@ and its neighbours in the previous `extent_t` frames, each with its offset (Δt,
 for the direction controller; rotary positions carry the frame index (model/rope.py). The
 Nearby Context Pool drops a patch after the last wave that reads it, so it holds at most
 about extent_t + 1 frames: memory does not grow with the clip's length. Animation gives
-frame 0 (the still, encoded); text-to-video generates it too. The style memory of an
-animation is its still's tokens (as in training, video crops read their clip's first frame).
+frame 0 (the still, encoded); text-to-video either has the image transformer draw it first
+(`first_frame="image"`, first_frame.py), after which the clip is an animation of it, or samples
+it with the video transformer like the later frames ("clip"). The style memory of a given frame 0
+is its tokens (as in training, video crops read their clip's first frame).
 
 Run directory (a killed run continues to the same clip):
     job.json                  the job (ClipSpec)
@@ -36,6 +38,7 @@ from ..model.memory import StyleSource
 from ..model.orders import build_schedule, sweep_order
 from ..model.sampler import WaveSampler, patch_canvas_rows, patch_uniforms, sample_guided
 from ..tokenizer.tiled import decode_tiled, encode_tiled
+from .code_prior import row_code_prior
 from .engine import CHECKPOINT_SECONDS, DECODE_TILE, prompt_ids
 from .waves import context_layout, prefill_known
 from .writers import export_png
@@ -62,6 +65,7 @@ class ClipSpec:
     guidance: float = 1.0
     persistence: float = 0.0         # logit bonus of the token the same place held in the frame before
     first_frame_temperature: float | None = None  # a generated frame 0's (text-to-video); None: `temperature`
+    code_prior: float = 0.0          # −W on codes a given frame 0 does not use near each height (code_prior.py)
     first_frame: str = "clip"        # text-to-video's frame 0: "clip" (the video transformer samples it) or
                                      # "image" (drawn by the image transformer, first_frame.py, then given)
 
@@ -119,6 +123,21 @@ class ClipRun:
         held = [self._patch(tokens, (t - 1, r, c)) if t > 0 else np.full(self.cfg.patch_tokens, -1)
                 for t, r, c in patches]
         return torch.from_numpy(np.stack(held).astype(np.int64))
+
+    def _code_prior(self, tokens: np.ndarray) -> torch.Tensor | None:
+        """(token rows, V): −strength on the codes a given frame 0 does not use within reach of
+        each height (code_prior.py: rogue codes, an orange speck in a grey sky, are what a clip
+        drifts by); None when off or when frame 0 is sampled. Read from the tokens, so resume-exact."""
+        if not self.given_first or self.spec.code_prior <= 0:
+            return None
+        return self.spec.code_prior * row_code_prior(tokens[0], 0, self.tok_h, self.cfg.vocab_size)
+
+    def _row_bias(self, patches: list) -> torch.Tensor | None:
+        """(n, patch_h, V) the code prior of each patch's token rows, or None."""
+        if self.prior is None:
+            return None
+        ph = self.cfg.patch_h
+        return torch.stack([self.prior[r * ph:(r + 1) * ph] for _, r, _ in patches])
 
     def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w
@@ -215,6 +234,7 @@ class ClipRun:
             start_wave = 0
             frames_done = self._write_ready_frames(tokens, 0)
             self._save_state(0, tokens, frames_done)
+        self.prior = self._code_prior(tokens)
         total = len(self.schedule.order)
         done = sum(len(w) for w in self.waves[:start_wave])
         bar = tqdm(total=total, initial=done, unit="patch", desc="animating" if spec.animate else "generating",
@@ -229,7 +249,8 @@ class ClipRun:
                     new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(group), uniforms,
                                             temperature, spec.top_k, spec.top_p,
                                             canvas_rows=self._canvas_rows(group), prefer=self._held(tokens, group),
-                                            prefer_bias=spec.persistence, min_p=spec.min_p)
+                                            prefer_bias=spec.persistence, min_p=spec.min_p,
+                                            row_bias=self._row_bias(group))
                     for pool, (k, v) in zip(self.pools, kv, strict=True):
                         pool.add(group, k, v)
                     for i, p in enumerate(group):

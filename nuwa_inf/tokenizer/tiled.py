@@ -24,7 +24,8 @@ def tile_spans(length: int, tile: int, margin: int) -> Iterator[tuple[int, int, 
 
 def to_pixels_float(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 → (1, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1.0
+    pixels = np.require(image, requirements=["C", "W"])   # a copy only where read-only (torch warns on those)
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1.0
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
