@@ -166,7 +166,7 @@ class Model:
         `infer.clip_cli.DEFAULT_PERSISTENCE`); `deflicker` passes the frames through a temporal
         median of three (video/deflicker.py; the run directory keeps them as sampled); `code_prior`
         the penalty on codes the still does not use near each height (infer/code_prior.py; None: the
-        clip default, `infer.clip_cli.DEFAULT_CLIP_CODE_PRIOR`)."""
+        clip default, `infer.clip_cli.DEFAULT_ANIMATE_CODE_PRIOR`)."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
                               temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress,
@@ -184,7 +184,7 @@ class Model:
         and animates it (infer/first_frame.py), "clip" samples it with the video transformer,
         "auto" (default) the first where the model has both. `first_frame_temperature`: frame 0's
         (None: 1 for a drawn frame 0, `temperature` for a sampled one); `code_prior` as for
-        `animate`, on a drawn frame 0."""
+        `animate`, on a drawn frame 0 (None: `DEFAULT_DRAWN_CODE_PRIOR`)."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
                               batch, order, output, overwrite, run_dir, progress, persistence,
                               first_frame_temperature, min_p=min_p, deflicker=deflicker, first_frame=first_frame,

@@ -15,7 +15,7 @@ from conftest import smooth_image
 from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 from nuwa_inf.infer.bundle import load_bundle
-from nuwa_inf.infer.clip_cli import ClipSettings, run_clip
+from nuwa_inf.infer.clip_cli import DEFAULT_DRAWN_CODE_PRIOR, ClipSettings, run_clip
 from nuwa_inf.infer.first_frame import FIRST_FRAME_FILE, draw_scale
 
 
@@ -104,7 +104,7 @@ def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model,
     defaults = ClipSettings(frames=4)
     spec = ClipSpec(width=128, height=64, frames=4, animate=True, model_hash=bundle.weights_hash,
                     temperature=defaults.temperature, persistence=defaults.persistence,
-                    code_prior=defaults.code_prior_strength)   # as run_clip's above
+                    code_prior=defaults.code_prior_strength(drawn=False))   # as run_clip's above
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
     killed = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False, on_progress=stop_after_three)
@@ -175,12 +175,13 @@ def test_a_generated_frame_0_takes_its_own_temperature(video_model):
 
 def test_text_to_video_draws_frame_0_with_the_image_transformer_and_animates_it(paired_model, tmp_path):
     """first_frame="image": frame 0 is text-to-image at draw_scale× the frame, shrunk, and the clip
-    is exactly `animate` of that frame; "clip" samples frame 0 with the video transformer instead."""
+    is exactly `animate` of that frame (with the drawn frame's code prior); "clip" samples frame 0
+    with the video transformer instead."""
     model = nuwa_inf.load(paired_model)
     scale = draw_scale(64)
     drawn = model.generate(128 * scale, 64 * scale, seed=4).resize((128, 64), Image.LANCZOS)
     clip = model.generate_clip(128, 64, 3, seed=4, first_frame="image")
-    assert np.array_equal(clip, model.animate(np.array(drawn), frames=3, seed=4))
+    assert np.array_equal(clip, model.animate(np.array(drawn), frames=3, seed=4, code_prior=DEFAULT_DRAWN_CODE_PRIOR))
     assert np.array_equal(clip, model.generate_clip(128, 64, 3, seed=4))             # auto = image here
     assert not np.array_equal(clip[0], model.generate_clip(128, 64, 3, seed=4, first_frame="clip")[0])
     run = tmp_path / "run"

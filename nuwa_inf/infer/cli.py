@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .clip_cli import DEFAULT_CLIP_CODE_PRIOR, DEFAULT_CLIP_TEMPERATURE, clip_flags, register_animate
+from .clip_cli import (
+    DEFAULT_ANIMATE_CODE_PRIOR,
+    DEFAULT_CLIP_TEMPERATURE,
+    DEFAULT_DRAWN_CODE_PRIOR,
+    clip_flags,
+    register_animate,
+)
 
 if TYPE_CHECKING:  # heavy imports stay out of `nuwa-inf --help`
     import numpy as np
@@ -212,7 +218,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
     parser.add_argument("--code-prior", type=float, default=None, metavar="W",
                         help="codes the input (a clip: its given frame 0) does not use within 128 px of a row's "
                              f"height get −W on their logit there (extend's default {DEFAULT_CODE_PRIOR:g} without "
-                             f"--text, 0 with it; a clip's {DEFAULT_CLIP_CODE_PRIOR:g}; 0 = off)")
+                             f"--text, 0 with it; a clip's {DEFAULT_ANIMATE_CODE_PRIOR:g} on a still, "
+                             f"{DEFAULT_DRAWN_CODE_PRIOR:g} on a drawn frame 0; 0 = off)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
                              "(needs a model with a text encoder)")

@@ -37,9 +37,14 @@ MAX_CLIP_PIXELS = 4096 * 4096     # per frame
 # 0.5 → 0.50 / 0.2 / 1.85. The median takes the flicker, so less persistence buys motion back
 DEFAULT_PERSISTENCE = 0.25
 FIRST_FRAME_CHOICES = ("auto", "image", "clip")
-# strength of the code prior of a given frame 0 (an animation's still, a drawn frame 0): codes that
-# frame does not use within 8 token rows of a height get −W there (code_prior.py)
-DEFAULT_CLIP_CODE_PRIOR = 0.0
+# strength of the code prior of a given frame 0 (code_prior.py: codes that frame does not use within 8
+# token rows of a height get −W there), unless --code-prior says otherwise. Measured with
+# benchmarks/bench_video.py (4 held-out cases; motion / drift × real's): animating a real still,
+# W 0 → 0.56 / 2.19, 1 → 0.48 / 1.97, 2 → 0.43 / 2.07 (motion falls below half of real's: off); text-to-video
+# from a drawn frame 0 (8 frames), W 0 → 1.58 / 8.5 (the night clip 2.31), 1 → 1.27 / 6.5 (every case within
+# 0.87–1.64), 2 → 1.24 / 6.8: the rogue codes a clip drifts by (orange specks in a grey sky) are held back
+DEFAULT_ANIMATE_CODE_PRIOR = 0.0
+DEFAULT_DRAWN_CODE_PRIOR = 1.0
 
 
 @dataclass
@@ -58,7 +63,7 @@ class ClipSettings:
     persistence: float = DEFAULT_PERSISTENCE
     first_frame_temperature: float | None = None  # text-to-video's frame 0; None: `temperature`
     code_prior: float | None = None  # −W on codes a given frame 0 does not use near each height;
-                                     # None: DEFAULT_CLIP_CODE_PRIOR
+                                     # None: DEFAULT_ANIMATE_CODE_PRIOR / DEFAULT_DRAWN_CODE_PRIOR
     first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
                                 # first_frame.py), "clip" (by the video transformer), "auto": image where
                                 # the model has an image transformer beside its video one
@@ -87,9 +92,11 @@ class ClipSettings:
                        top_p=self.top_p, min_p=self.min_p, batch=self.batch, text=self.text,
                        guidance=self.guidance).check()
 
-    @property
-    def code_prior_strength(self) -> float:
-        return DEFAULT_CLIP_CODE_PRIOR if self.code_prior is None else self.code_prior
+    def code_prior_strength(self, drawn: bool) -> float:
+        """The code prior's strength for a still given (`drawn` False) or a frame 0 drawn from the prompt."""
+        if self.code_prior is not None:
+            return self.code_prior
+        return DEFAULT_DRAWN_CODE_PRIOR if drawn else DEFAULT_ANIMATE_CODE_PRIOR
 
     @property
     def guidance_scale(self) -> float:
@@ -144,7 +151,7 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     text=settings.text or "",
                     guidance=settings.guidance_scale, persistence=settings.persistence,
                     first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame,
-                    code_prior=settings.code_prior_strength)
+                    code_prior=settings.code_prior_strength(drawn=first_frame == "image"))
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
