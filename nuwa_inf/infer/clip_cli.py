@@ -61,7 +61,7 @@ class ClipSettings:
     text: str = ""
     guidance: float | None = None
     persistence: float = DEFAULT_PERSISTENCE
-    first_frame_temperature: float | None = None  # text-to-video's frame 0; None: `temperature`
+    first_frame_temperature: float | None = None  # text-to-video's frame 0; None: 1 drawn, `temperature` sampled
     code_prior: float | None = None  # −W on codes a given frame 0 does not use near each height;
                                      # None: DEFAULT_ANIMATE_CODE_PRIOR / DEFAULT_DRAWN_CODE_PRIOR
     first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
