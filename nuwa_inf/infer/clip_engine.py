@@ -38,7 +38,7 @@ from ..model.memory import StyleSource
 from ..model.orders import build_schedule, sweep_order
 from ..model.sampler import WaveSampler, patch_canvas_rows, patch_uniforms, sample_guided
 from ..tokenizer.tiled import decode_tiled, encode_tiled
-from .code_prior import row_code_prior
+from .code_prior import patch_row_bias, row_code_prior
 from .engine import CHECKPOINT_SECONDS, DECODE_TILE, prompt_ids
 from .waves import context_layout, prefill_known
 from .writers import export_png
@@ -131,13 +131,6 @@ class ClipRun:
         if not self.given_first or self.spec.code_prior <= 0:
             return None
         return self.spec.code_prior * row_code_prior(tokens[0], 0, self.tok_h, self.cfg.vocab_size)
-
-    def _row_bias(self, patches: list) -> torch.Tensor | None:
-        """(n, patch_h, V) the code prior of each patch's token rows, or None."""
-        if self.prior is None:
-            return None
-        ph = self.cfg.patch_h
-        return torch.stack([self.prior[r * ph:(r + 1) * ph] for _, r, _ in patches])
 
     def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w
@@ -250,7 +243,7 @@ class ClipRun:
                                             temperature, spec.top_k, spec.top_p,
                                             canvas_rows=self._canvas_rows(group), prefer=self._held(tokens, group),
                                             prefer_bias=spec.persistence, min_p=spec.min_p,
-                                            row_bias=self._row_bias(group))
+                                            row_bias=patch_row_bias(self.prior, group, cfg.patch_h))
                     for pool, (k, v) in zip(self.pools, kv, strict=True):
                         pool.add(group, k, v)
                     for i, p in enumerate(group):

@@ -41,3 +41,11 @@ def row_code_prior(known: np.ndarray, first_row: int, canvas_rows: int, vocab: i
     lo, hi = np.clip(inside - reach, 0, h), np.clip(inside + reach + 1, 0, h)
     allowed = (counts[hi] - counts[lo]) > 0                   # (canvas_rows, vocab)
     return torch.from_numpy(np.where(allowed, 0.0, -1.0).astype(np.float32))
+
+
+def patch_row_bias(prior: torch.Tensor | None, patches: list, patch_h: int) -> torch.Tensor | None:
+    """(n, patch_h, V) the rows of a (canvas token rows, V) `prior` that each patch (t, row, col)
+    spans (what `sampler.sample_guided` takes as `row_bias`), or None without a prior."""
+    if prior is None:
+        return None
+    return torch.stack([prior[r * patch_h:(r + 1) * patch_h] for _, r, _ in patches])

@@ -36,7 +36,7 @@ from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, pat
 from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .border_blend import bands, blend_band, blend_width, in_any_band
-from .code_prior import row_code_prior
+from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
@@ -288,13 +288,6 @@ class CanvasRun:
             self.canvas.write_region(band.rect[0], band.rect[1], out)
             self.blended.add(band.side)
 
-    def _row_bias(self, patches: list) -> torch.Tensor | None:
-        """(n, patch_h, V) the colour prior of each patch's token rows × its strength, or None."""
-        if self.prior is None:
-            return None
-        ph = self.cfg.patch_h
-        return torch.stack([self.prior[r * ph:(r + 1) * ph] for _, r, _ in patches])
-
     def _logit_prior(self, tokens: np.ndarray) -> torch.Tensor | None:
         """(canvas token rows, V) the input's priors at each height (its palette, colour_prior.py;
         the codes it uses, code_prior.py: read from its kept tokens, the same on resume), each
@@ -357,7 +350,7 @@ class CanvasRun:
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
                                         first_row_temperature=spec.first_row_temperature,
-                                        row_bias=self._row_bias(chunk), min_p=spec.min_p)
+                                        row_bias=patch_row_bias(self.prior, chunk, cfg.patch_h), min_p=spec.min_p)
                 for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
