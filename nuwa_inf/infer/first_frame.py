@@ -36,18 +36,14 @@ def draw_scale(height: int) -> int:
 
 def image_bundle(video: "ModelBundle") -> "ModelBundle | None":
     """The image model beside a video transformer (the bundled layout: transformer/ and video/ in
-    one directory), sharing its tokenizer; None for a directory that holds a video model alone."""
-    from ..model.transformer import LocalTransformer
-    from .bundle import ModelBundle
+    one directory); None for a directory that holds a video model alone."""
+    from .bundle import load_bundle
 
     directory = video.directory
     if not (directory / "transformer").is_dir() or not (directory / "video").is_dir():
         return None
-    device = next(video.transformer.parameters()).device
-    transformer = LocalTransformer.load(directory / "transformer", device)
-    if transformer.cfg.extent_t > 0 or transformer.cfg.vocab_size != video.tokenizer.codebook_size:
-        return None
-    return ModelBundle(video.tokenizer, transformer, directory, f"{video.weights_hash}+image")
+    images = load_bundle(directory, str(next(video.transformer.parameters()).device))
+    return images if images.transformer.cfg.extent_t == 0 else None
 
 
 def draw_first_frame(images: "ModelBundle", spec: "ClipSpec", run_dir: Path, batch: int = 16,
