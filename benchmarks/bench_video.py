@@ -15,7 +15,9 @@ scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
     drift ×       block-statistics change frame 0 → T−1, generated ÷ real (1 = as far as real)
     PSNR          frame 0 against the still (the tokenizer's round trip bounds it)
     seam          mean per-frame seam ratio (1.0 = no visible 256-px patch borders), beside
-                  the real clip's
+                  the real clip's; `mid` is the same ratio on lines half a patch off the grid,
+                  where no border lies (what the content alone scores: at 512×256 the ratio
+                  reads one column of 256 pairs, so read the two side by side)
     s / frame     wall seconds of `animate` per generated frame (T − 1 of them)
 
 `--from-text` is text-to-video: each clip generated from its case's caption alone
@@ -76,7 +78,7 @@ CASES = [  # (name, fixed attributes); trees come from the seed
 ]
 PICTURE_BYTES = 600_000  # the animated README picture
 RATIO_KEYS = ("motion_ratio", "flicker_ratio", "identical_pairs", "drift", "first_frame_psnr", "seam",
-              "real_seam")
+              "seam_control", "real_seam", "real_seam_control")
 
 
 def log(message: str) -> None:
@@ -110,7 +112,8 @@ def score(clip: np.ndarray, real: np.ndarray, seconds: float | None = None, trut
     truth = truth or clip_figures(real, real)
     out = {**mine, "motion_ratio": _ratio(mine["motion"], truth["motion"]),
            "flicker_ratio": _ratio(mine["flicker"], truth["flicker"]), "real_motion": truth["motion"],
-           "real_flicker": truth["flicker"], "real_seam": truth["seam"]}
+           "real_flicker": truth["flicker"], "real_seam": truth["seam"],
+           "real_seam_control": truth["seam_control"]}
     if seconds is not None:
         out["wall_s"] = seconds
         out["s_per_frame"] = seconds / max(1, len(clip) - 1)
@@ -143,11 +146,12 @@ def table_row(label: str, figures: dict) -> list[str]:
     return [label, fmt(figures["motion_ratio"]), fmt(figures["motion"]), fmt(figures["flicker_ratio"], 1),
             fmt(figures["flicker"], 3), fmt(figures["identical_pairs"]), fmt(figures["drift"]),
             fmt(figures["first_frame_psnr"], 1), f"{fmt(figures['seam'], 3)} ({fmt(figures.get('real_seam'), 3)})",
+            f"{fmt(figures.get('seam_control'), 3)} ({fmt(figures.get('real_seam_control'), 3)})",
             fmt(figures.get("s_per_frame"), 1)]
 
 
 HEADERS = ["case", "motion ×", "motion", "flicker ×", "flicker", "identical", "drift ×", "PSNR", "seam (real)",
-           "s / frame"]
+           "mid (real)", "s / frame"]
 
 
 def probe_hits(probe: AttributeProbe, frame: np.ndarray, attrs: dict) -> dict[str, bool]:

@@ -1,6 +1,4 @@
 """`python -m nuwa_inf` runs the `nuwa-inf` command."""
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -3,7 +3,7 @@
 Every part exposes `register(subparsers)` which adds its subcommand(s) and sets
 `func` on the parsed arguments. Errors the user can fix (`UserError`), bad flags and
 errors of the machine (`OSError`: disk full, permission denied) become one line on stderr
-and exit code 2; `main` returns the exit code (it never calls `sys.exit`).
+and exit code 2; `main` returns the exit code (it never calls `sys.exit`), `run` exits with it.
 """
 from __future__ import annotations
 
@@ -86,9 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def run() -> None:
+    """The `nuwa-inf` command and `python -m nuwa_inf`: exit with `main`'s code. A torchrun
+    worker (its process group joined by a trainer) leaves through `distributed.leave`."""
+    code = main()
+    distributed = sys.modules.get("nuwa_inf.train.distributed")
+    if distributed is not None and distributed.world_size() > 1:
+        distributed.leave(code)
+    sys.exit(code)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

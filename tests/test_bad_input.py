@@ -14,6 +14,8 @@ import pickle
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -593,3 +595,13 @@ def test_no_pickle_is_ever_loaded():
             if needle in text:
                 offenders.append(f"{path.relative_to(root)}: {needle}")
     assert not offenders
+
+
+def test_the_command_in_its_own_process_exits_with_mains_code(tmp_path):
+    """`python -m nuwa_inf` (what torchrun and the `nuwa-inf` script run) exits with `main`'s code."""
+    cmd = [sys.executable, "-m", "nuwa_inf", "extend", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"),
+           "--width", "512", "--height", "256"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "missing.png" in proc.stderr
+    assert not (tmp_path / "o.png").exists()

@@ -81,6 +81,9 @@ def test_frame_seam_ratio_sees_a_step_at_the_patch_border_and_refuses_frames_of_
     stepped[:, :, 256:] = np.clip(stepped[:, :, 256:].astype(int) + 30, 0, 255)
     assert 0.8 < frame_seam_ratio(wide) < 1.2
     assert frame_seam_ratio(stepped) > 1.5 * frame_seam_ratio(wide)
+    # the mid-patch control does not see the step at the border: it stays where the content puts it
+    control = frame_seam_ratio(stepped, offset=128)
+    assert abs(control - frame_seam_ratio(wide, offset=128)) < 0.1 and frame_seam_ratio(stepped) > 3 * control
     with pytest.raises(ValueError, match="patch boundary"):
         frame_seam_ratio(real)
     assert frame_seam_ratio(real, patch=128) > 0
@@ -89,6 +92,7 @@ def test_frame_seam_ratio_sees_a_step_at_the_patch_border_and_refuses_frames_of_
 def test_clip_figures_gathers_every_figure(real):
     figures = clip_figures(real, real, real[0])
     assert figures["drift"] == 1.0 and figures["seam"] is None and figures["first_frame_psnr"] > 100
-    assert set(figures) == {"motion", "flicker", "identical_pairs", "drift", "seam", "first_frame_psnr"}
+    assert figures["seam_control"] is None
+    assert set(figures) == {"motion", "flicker", "identical_pairs", "drift", "seam", "seam_control", "first_frame_psnr"}
     with pytest.raises(ValueError, match="uint8 clip"):
         motion(real[0])
