@@ -15,9 +15,10 @@ scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
     drift ×       block-statistics change frame 0 → T−1, generated ÷ real (1 = as far as real)
     PSNR          frame 0 against the still (the tokenizer's round trip bounds it)
     seam          mean per-frame seam ratio (1.0 = no visible 256-px patch borders), beside
-                  the real clip's; `mid` is the same ratio on lines half a patch off the grid,
-                  where no border lies (what the content alone scores: at 512×256 the ratio
-                  reads one column of 256 pairs, so read the two side by side)
+                  the real clip's; `mid` is the same ratio on lines half a patch off the grid
+                  (on the axes the seam figure reads), where no border lies: what the content
+                  alone scores (at 512×256 the ratio reads one column of 256 pairs, so read the
+                  two side by side)
     s / frame     wall seconds of `animate` per generated frame (T − 1 of them)
 
 `--from-text` is text-to-video: each clip generated from its case's caption alone

@@ -279,7 +279,8 @@ class Model:
         resume = run_dir if run_dir is not None and (Path(run_dir) / "job.json").is_file() else None
         result = run_clip(self._video, still, width, height, settings, run_dir=run_dir, resume=resume,
                           temp_parent=out.parent if out is not None else tempfile.gettempdir(),
-                          backend=self.attn_backend, progress=False, on_progress=progress, same_settings=True)
+                          backend=self.attn_backend, progress=False, on_progress=progress, same_settings=True,
+                          images=self.bundle)
         try:
             if out is not None:
                 return write_clip(result.frames, out, fps, overwrite, deflicker)

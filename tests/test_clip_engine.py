@@ -178,7 +178,7 @@ def test_text_to_video_draws_frame_0_with_the_image_transformer_and_animates_it(
     is exactly `animate` of that frame (with the drawn frame's code prior); "clip" samples frame 0
     with the video transformer instead."""
     model = nuwa_inf.load(paired_model)
-    scale = draw_scale(64)
+    scale = draw_scale(128, 64)
     drawn = model.generate(128 * scale, 64 * scale, seed=4).resize((128, 64), Image.LANCZOS)
     clip = model.generate_clip(128, 64, 3, seed=4, first_frame="image")
     assert np.array_equal(clip, model.animate(np.array(drawn), frames=3, seed=4, code_prior=DEFAULT_DRAWN_CODE_PRIOR))
@@ -260,3 +260,27 @@ def test_animate_refuses_an_image_model_and_a_video_as_input(image_model, video_
     existing.write_bytes(b"keep me")
     assert main(["animate", str(still), "-o", str(existing), "--model", str(video_model), "--quiet"]) == 2
     assert existing.read_bytes() == b"keep me"
+
+
+def test_a_prompt_the_image_transformer_cannot_read_falls_back_to_the_video_one(image_model, tmp_path, capsys):
+    """auto: a video model with a text encoder beside an image one without: frame 0 is sampled by the
+    video transformer; --first-frame image is refused before anything is written."""
+    paired = tmp_path / "paired"
+    shutil.copytree(image_model, paired)
+    video = make_model_dir(tmp_path / "video_text", text_vocab=["lake", "snow"], extent_t=1, rope_time_dims=4)
+    shutil.copytree(video / "transformer", paired / "video")
+    out, run = tmp_path / "out" / "c.gif", tmp_path / "run"
+    out.parent.mkdir()
+    args = ["generate", "--frames", "2", "--width", "128", "--height", "64", "--text", "lake", "--model", str(paired),
+            "--quiet"]
+    assert main(args + ["--first-frame", "image", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no text encoder" in err and len(err.strip().splitlines()) == 1
+    assert list(out.parent.iterdir()) == []                       # no output, no run directory left behind
+    assert main(args + ["-o", str(out), "--run-dir", str(run)]) == 0
+    assert out.is_file() and not (run / FIRST_FRAME_FILE).exists()   # frame 0 sampled, not drawn
+
+
+def test_frame_0_is_drawn_at_most_four_times_the_frame_and_never_wider_than_a_canvas():
+    assert [draw_scale(512, h) for h in (256, 512, 1024, 2048, 4096)] == [4, 4, 2, 1, 1]
+    assert draw_scale(1 << 18, 256) == 4 and draw_scale((1 << 18) + 16, 256) == 3 and draw_scale(1 << 20, 16) == 1

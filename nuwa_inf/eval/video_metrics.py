@@ -26,10 +26,9 @@
     first_frame_psnr frame 0 against the still an animation started from (`nuwa_inf.psnr`: an
                      exact copy reads 148 dB, its cap).
     frame_seam_ratio mean over frames of `seams.seam_ratio`: patch borders visible in the frames?
-                     `seam_control` is the same figure with the lines moved half a patch, where
-                     no patch border lies: what the frames' own content scores. A 512×256 frame
-                     has one line (x = 256, 256 pairs), so its ratio is mostly content: generated
-                     text-to-video clips scored 1.36 on the line and 1.48 mid-patch.
+    seam_control     the same figure on lines half a patch off the grid, where no patch border
+                     lies: what the frames' own content scores. A 512×256 frame has one line
+                     (x = 256, 256 pairs), so its seam ratio is mostly content.
 
 Memory: the per-frame figures hold two or three luma frames at a time, never the clip in float.
 """
@@ -119,15 +118,29 @@ def first_frame_psnr(clip: np.ndarray, still: np.ndarray) -> float:
     return psnr(clip[0], still)
 
 
-def frame_seam_ratio(clip: np.ndarray, patch: int = 256, offset: int = 0) -> float:
-    """Mean `seam_ratio` of the frames (1.0 = no visible patch borders); `offset` moves the
-    lines (patch // 2: the mid-patch control). Frames need a patch boundary: wider or taller
-    than `patch` (ValueError otherwise)."""
+def frame_seam_ratio(clip: np.ndarray, patch: int = 256) -> float:
+    """Mean `seam_ratio` of the frames (1.0 = no visible patch borders). Frames need a patch
+    boundary: wider or taller than `patch` (ValueError otherwise)."""
     _, height, width = check_clip(clip, 1)
     if width <= patch and height <= patch:
         raise ValueError(f"frames of {width}x{height} have no {patch}-px patch boundary: "
                          f"the seam ratio needs a width or height over {patch}")
-    return float(np.mean([seam_stats(frame, patch, offset=offset).ratio for frame in clip]))
+    return float(np.mean([seam_stats(frame, patch).ratio for frame in clip]))
+
+
+def frame_seam_control(clip: np.ndarray, patch: int = 256) -> float:
+    """The seam ratio's control: the same ratio on lines half a patch off the grid, where no
+    border lies, its two axes weighted by the pairs of the seam figure's own lines (a 512×256
+    frame's seam figure reads one vertical line, so its control reads vertical lines alone)."""
+    _, height, width = check_clip(clip, 1)
+    frame_seam_ratio(clip[:1], patch)  # the same check
+    on_x, on_y = (width - 1) // patch * height, (height - 1) // patch * width   # pairs on the real lines
+    ratios = []
+    for frame in clip:
+        mid = seam_stats(frame, patch, offset=patch // 2)
+        parts = [(n, r) for n, r in ((on_x, mid.ratio_x), (on_y, mid.ratio_y)) if n and not np.isnan(r)]
+        ratios.append(sum(n * r for n, r in parts) / sum(n for n, _ in parts))
+    return float(np.mean(ratios))
 
 
 def clip_figures(clip: np.ndarray, reference_clip: np.ndarray, still: np.ndarray | None = None,
@@ -143,6 +156,6 @@ def clip_figures(clip: np.ndarray, reference_clip: np.ndarray, still: np.ndarray
         "identical_pairs": identical_pairs(clip),
         "drift": drift(clip, reference_clip),
         "seam": frame_seam_ratio(clip, patch) if seams else None,
-        "seam_control": frame_seam_ratio(clip, patch, offset=patch // 2) if seams else None,
+        "seam_control": frame_seam_control(clip, patch) if seams else None,
         "first_frame_psnr": None if still is None else first_frame_psnr(clip, still),
     }

@@ -127,23 +127,25 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
              run_dir: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
              temp_parent: str | os.PathLike | None = None, temp_prefix: str = ".nuwa.clip.",
              backend: str = "auto", progress: bool = True, announce: bool = False,
-             on_progress: Callable[[int, int], None] | None = None, same_settings: bool = False) -> ClipResult:
+             on_progress: Callable[[int, int], None] | None = None, same_settings: bool = False,
+             images: "ModelBundle | None" = None) -> ClipResult:
     """Animate `still` (H, W, 3 uint8; frame 0) or, without one, generate a clip of
-    `width`×`height` frames; resume `resume`'s run, or start one in `run_dir` or a temp dir."""
+    `width`×`height` frames; resume `resume`'s run, or start one in `run_dir` or a temp dir.
+    `images`: the image model beside the video one, when the caller holds it (it draws frame 0)."""
     from ..errors import UserError
     from .clip_engine import ClipRun, ClipSpec
     from .engine import open_run_dir
-    from .first_frame import draw_first_frame, image_bundle
+    from .first_frame import cannot_draw, draw_first_frame, image_bundle
 
     settings.check()
     check_frame_size(width, height)
-    images, first_frame = None, "clip"
+    first_frame = "clip"
     if still is None and settings.first_frame != "clip":
-        images = image_bundle(bundle)
-        if images is None and settings.first_frame == "image":
-            raise UserError(f"--first-frame image needs an image transformer beside the video one "
-                            f"({bundle.directory} has no transformer/ and video/ side by side)")
-        first_frame = "clip" if images is None else "image"
+        images = image_bundle(bundle, loaded=images)
+        why = cannot_draw(images, bundle, settings.text or "")
+        if why and settings.first_frame == "image":
+            raise UserError(f"--first-frame image needs the image transformer to draw frame 0: {why}")
+        first_frame = "clip" if why else "image"
     spec = ClipSpec(width=width, height=height, frames=settings.frames, fps=settings.fps, animate=still is not None,
                     input_sha=hashlib.sha1(still.tobytes()).hexdigest()[:16] if still is not None else "",
                     seed=settings.seed, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
@@ -155,7 +157,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
-        still = draw_first_frame(images or image_bundle(bundle), spec, directory, settings.batch, backend, progress)
+        still = draw_first_frame(image_bundle(bundle, loaded=images), spec, directory, settings.batch, backend,
+                                 progress)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
                   on_progress=on_progress)
     return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary)

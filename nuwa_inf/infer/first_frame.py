@@ -5,7 +5,7 @@ enough to move a scene, cool enough to keep it. Drawn by it at that temperature,
 from a prompt came out a blurred field that hardly moved (motion 0.13× real clips',
 `bench_video.py --from-text`); at temperature 1 the cooler frames after it repainted it (flicker
 8×, drift 8×). So frame 0 is made the way a still is: text-to-image by the image transformer, at
-`draw_scale(height)`× the frame's size (its scrolls were 2048 px high; at 256 px high it draws
+`draw_scale(width, height)`× the frame's size (its scrolls were 2048 px high; at 256 px high it draws
 blurred blobs), shrunk to the frame with a Lanczos filter. The clip animates that frame as
 `animate` does a still: frame 0 given, its tokens the style memory.
 
@@ -29,28 +29,44 @@ FIRST_FRAME_FILE = "first_frame.png"
 FIRST_FRAME_RUN = "first_frame"
 
 
-def draw_scale(height: int) -> int:
-    """How many times the frame's size frame 0 is drawn at: 4 for a 256-px-high frame, 2 for 1024, 1 from 2048."""
-    return max(1, min(MAX_SCALE, DRAW_HEIGHT // height))
+def draw_scale(width: int, height: int) -> int:
+    """How many times the frame's size frame 0 is drawn at: 4 for a 256-px-high frame, 2 for 1024,
+    1 from 2048 — and never wider than a canvas may be."""
+    from .placement import MAX_SIDE
+
+    return max(1, min(MAX_SCALE, DRAW_HEIGHT // height, MAX_SIDE // width))
 
 
-def image_bundle(video: "ModelBundle") -> "ModelBundle | None":
+def image_bundle(video: "ModelBundle", loaded: "ModelBundle | None" = None) -> "ModelBundle | None":
     """The image model beside a video transformer (the bundled layout: transformer/ and video/ in
-    one directory); None for a directory that holds a video model alone."""
+    one directory); None for a directory that holds a video model alone. `loaded`: the caller's
+    image model of that directory, used instead of loading it again."""
     from .bundle import load_bundle
 
     directory = video.directory
     if not (directory / "transformer").is_dir() or not (directory / "video").is_dir():
         return None
+    if loaded is not None and loaded.directory == directory and loaded.transformer.cfg.extent_t == 0:
+        return loaded
     images = load_bundle(directory, str(next(video.transformer.parameters()).device))
     return images if images.transformer.cfg.extent_t == 0 else None
+
+
+def cannot_draw(images: "ModelBundle | None", video: "ModelBundle", text: str) -> str | None:
+    """Why frame 0 cannot be drawn by `images` (the image model beside `video`), or None."""
+    if images is None:
+        return (f"no image transformer beside the video one ({video.directory} has no transformer/ and video/ "
+                f"side by side)")
+    if text and images.transformer.text is None:
+        return f"a prompt, and the image transformer in {video.directory / 'transformer'} has no text encoder"
+    return None
 
 
 def draw_first_frame(images: "ModelBundle", spec: "ClipSpec", run_dir: Path, batch: int = 16,
                      backend: str = "auto", progress: bool = True) -> np.ndarray:
     """(height, width, 3) uint8 frame 0 of the text-to-video clip `spec`: text-to-image with its
     prompt, seed, guidance and truncations (temperature: its `first_frame_temperature`, else the
-    image default 1) at `draw_scale(height)`× the frame's size, shrunk; read back from `run_dir`
+    image default 1) at `draw_scale`× the frame's size, shrunk; read back from `run_dir`
     when drawn before."""
     from PIL import Image
 
@@ -62,7 +78,7 @@ def draw_first_frame(images: "ModelBundle", spec: "ClipSpec", run_dir: Path, bat
     done = run_dir / FIRST_FRAME_FILE
     if done.is_file():
         return load_rgb(done)
-    scale = draw_scale(spec.height)
+    scale = draw_scale(spec.width, spec.height)
     canvas = CanvasSettings(width=spec.width * scale, height=spec.height * scale, seed=spec.seed, text=spec.text,
                             guidance=spec.guidance, batch=batch, top_k=spec.top_k, top_p=spec.top_p,
                             min_p=spec.min_p,
