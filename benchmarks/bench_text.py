@@ -255,7 +255,8 @@ def outpaint(model, probe: AttributeProbe, args: argparse.Namespace, guidance: l
                 started = time.monotonic()
                 image = np.asarray(model.extend(piece, width=width, height=height, anchor="center", text=prompt,
                                                 guidance=g, seed=args.seed + j, batch=args.batch,
-                                                style_weight=args.style_weight).convert("RGB"))
+                                                style_weight=args.style_weight,
+                                                code_prior=args.code_prior).convert("RGB"))
                 wall = time.monotonic() - started
                 reads = {name: probe.predict(shrunk_features(image, lo, hi, scale)) for name, lo, hi in regions}
                 border = border_stats(image, (x0, x0 + piece_w))["ratio"]
@@ -370,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT,
                         help="extend's --style-weight for the outpainting (the share of the piece's style the "
                              f"prompted branch reads; default {DEFAULT_STYLE_WEIGHT:g})")
+    parser.add_argument("--code-prior", type=float, default=None,
+                        help="extend's --code-prior for the outpainting (default: extend's, off with a prompt)")
     parser.add_argument("--outpaint-width", type=int, default=3072, help="width the piece is extended back to")
     parser.add_argument("--piece", type=int, default=1024, help="width of the centre piece")
     parser.add_argument("--outpaint-scale", type=int, default=1,
