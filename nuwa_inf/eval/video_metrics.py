@@ -121,19 +121,24 @@ def first_frame_psnr(clip: np.ndarray, still: np.ndarray) -> float:
 def frame_seam_ratio(clip: np.ndarray, patch: int = 256) -> float:
     """Mean `seam_ratio` of the frames (1.0 = no visible patch borders). Frames need a patch
     boundary: wider or taller than `patch` (ValueError otherwise)."""
+    _check_boundary(clip, patch)
+    return float(np.mean([seam_stats(frame, patch).ratio for frame in clip]))
+
+
+def _check_boundary(clip: np.ndarray, patch: int) -> tuple[int, int]:
+    """(height, width) of frames that have a patch boundary (ValueError otherwise)."""
     _, height, width = check_clip(clip, 1)
     if width <= patch and height <= patch:
         raise ValueError(f"frames of {width}x{height} have no {patch}-px patch boundary: "
                          f"the seam ratio needs a width or height over {patch}")
-    return float(np.mean([seam_stats(frame, patch).ratio for frame in clip]))
+    return height, width
 
 
 def frame_seam_control(clip: np.ndarray, patch: int = 256) -> float:
     """The seam ratio's control: the same ratio on lines half a patch off the grid, where no
     border lies, its two axes weighted by the pairs of the seam figure's own lines (a 512×256
     frame's seam figure reads one vertical line, so its control reads vertical lines alone)."""
-    _, height, width = check_clip(clip, 1)
-    frame_seam_ratio(clip[:1], patch)  # the same check
+    height, width = _check_boundary(clip, patch)
     on_x, on_y = (width - 1) // patch * height, (height - 1) // patch * width   # pairs on the real lines
     ratios = []
     for frame in clip:
