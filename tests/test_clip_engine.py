@@ -284,3 +284,12 @@ def test_a_prompt_the_image_transformer_cannot_read_falls_back_to_the_video_one(
 def test_frame_0_is_drawn_at_most_four_times_the_frame_and_never_wider_than_a_canvas():
     assert [draw_scale(512, h) for h in (256, 512, 1024, 2048, 4096)] == [4, 4, 2, 1, 1]
     assert draw_scale(1 << 18, 256) == 4 and draw_scale((1 << 18) + 16, 256) == 3 and draw_scale(1 << 20, 16) == 1
+
+
+def test_animate_refuses_the_flags_of_a_generated_frame_0(video_model, still, tmp_path, capsys):
+    for flag in (["--first-frame", "image"], ["--first-frame-temperature", "0.5"]):
+        out = tmp_path / "a.gif"
+        assert main(["animate", str(still), "-o", str(out), "--frames", "2", "--model", str(video_model), "--quiet",
+                     *flag]) == 2
+        err = capsys.readouterr().err
+        assert "animate's frame 0 is the still" in err and len(err.strip().splitlines()) == 1 and not out.exists()

@@ -208,6 +208,9 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
     out = check_clip_output(args.output, args.overwrite)
     if still_path is not None and is_video_file(still_path):
         raise UserError(f"{still_path} is a video; animate takes a still image (PNG, JPEG, ...)")
+    if still_path is not None and (args.first_frame != "auto" or args.first_frame_temperature is not None):
+        raise UserError("--first-frame and --first-frame-temperature are for text-to-video (generate --frames): "
+                        "animate's frame 0 is the still")
     still = load_rgb(still_path) if still_path else None
     if still is not None:
         height, width = still.shape[:2]
