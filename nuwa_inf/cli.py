@@ -90,6 +90,7 @@ def run() -> None:
     """The `nuwa-inf` command and `python -m nuwa_inf`: exit with `main`'s code. A torchrun
     worker (its process group joined by a trainer) leaves through `distributed.leave`."""
     code = main()
+    # only a trainer imports distributed.py; importing it here would load torch for every command
     distributed = sys.modules.get("nuwa_inf.train.distributed")
     if distributed is not None and distributed.world_size() > 1:
         distributed.leave(code)
