@@ -30,6 +30,13 @@ The "other seed" row is the floor: a real scroll of the case's exact attributes,
 continuation. The "truth" row is the truth scored against itself (carry and layout 0 by
 construction; copy should be ~0: a check on the copy metric).
 
+Two more rows say what the model's tokenizer allows (skip them with `--no-round-trips`):
+"truth round trip" is the true scroll encoded and decoded (`model.reconstruct`): a perfect
+transformer, one that drew the truth's own tokens, scores this — the ceiling of any model on
+this tokenizer; "other seed round trip" is the floor scroll's round trip: what continuing the
+style can reach through this tokenizer (the fair floor for a token model). The carry's texture
+part sees the detail the decoder cannot draw, so these rows sit well above 0 and the floor.
+
 Writes `--json`, prints a table per case and the mean, and writes a side-by-side picture per
 case (truth / nuwa-inf / PatchMatch, each downscaled to `--strip-width`, the piece's edges
 marked by red ticks) as JPEG under `--out`; `--picture FILE.webp` writes one small combined
@@ -72,7 +79,7 @@ CASES = [  # (name, fixed attributes); the others (mist, trees, water where not 
     ("ink day", {"palette": "ink", "time": "day", "snow": False}),
     ("blue-green sunset", {"palette": "blue-green", "time": "sunset", "snow": False}),
 ]
-METHODS = ("nuwa-inf", "PatchMatch", "other seed", "truth")
+METHODS = ("nuwa-inf", "PatchMatch", "other seed", "truth", "truth round trip", "other seed round trip")
 PATCH_PX = 256  # the placement snaps a centred input to this grid (model patch width)
 PICTURE_BYTES = 150_000
 
@@ -339,7 +346,7 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
     piece = np.ascontiguousarray(truth[:, x0:x0 + args.piece])
     ref = truth_reference(truth, piece_cols, unrelated_images)
     images: dict[str, np.ndarray | None] = {"truth": truth, "other seed": floor}
-    walls: dict[str, float | None] = {"nuwa-inf": None, "PatchMatch": None, "other seed": None, "truth": None}
+    walls: dict[str, float | None] = dict.fromkeys(METHODS)
     extra = {}
 
     if model is not None:
@@ -372,6 +379,10 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
         extra["nuwa-inf"] = [np.asarray(model.reconstruct(piece).convert("RGB"))]  # where token copies would land
         if args.keep_images and previous is None:
             Image.fromarray(ours).save(kept)
+    if model is not None and not args.no_round_trips:
+        log("  round trips of the truth and the floor")
+        for method, image in (("truth round trip", truth), ("other seed round trip", floor)):
+            images[method] = np.asarray(model.reconstruct(image).convert("RGB"))
     if not args.no_peer:
         log("  PatchMatch: cached or computed now")
         peer, wall, cached = cached_patchmatch(out_dir, case, piece, width, x0, args)
@@ -410,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model directory (default: the bundled one)")
     parser.add_argument("--cases", type=int, default=6, help=f"number of cases (styles cycle through {len(CASES)})")
+    parser.add_argument("--only", default=None, metavar="I,J",
+                        help="run only these case indices (of the first --cases), e.g. 0,2")
     parser.add_argument("--width", type=int, default=8192)
     parser.add_argument("--height", type=int, default=2048)
     parser.add_argument("--piece", type=int, default=2048, help="width of the centre piece that is extended")
@@ -436,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-model", action="store_true", help="skip nuwa-inf (e.g. only fill the PatchMatch cache)")
     parser.add_argument("--no-peer", action="store_true", help="skip PatchMatch")
+    parser.add_argument("--no-round-trips", action="store_true",
+                        help="skip the tokenizer round trips of the truth and the floor (the token model's "
+                             "ceiling and fair floor)")
     parser.add_argument("--keep", type=int, default=2048, help="PatchMatch: known px kept next to the hole")
     parser.add_argument("--step", type=int, default=1024, help="PatchMatch: px filled per step")
     parser.add_argument("--peer-patch", type=int, default=3, help="PatchMatch patch radius (patches of 2r+1 px)")
@@ -481,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"--rescore {args.rescore} was run with --{key} {old['settings'][key]}")
         settings["rescored_from"] = args.rescore
     results = []
-    for index in range(args.cases):
+    indices = range(args.cases) if args.only is None else sorted({int(i) for i in args.only.split(",")})
+    for index in indices:
         case = case_spec(index)
         if args.rescore and case["key"] not in earlier:
             parser.error(f"--rescore {args.rescore} has no case {case['key']}")
