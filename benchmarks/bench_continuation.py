@@ -366,6 +366,7 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            input_guidance=args.input_guidance,
                                            input_blind=args.input_blind,
                                            colour_prior=args.colour_prior, code_prior=args.code_prior,
+                                           adapt=args.adapt,
                                            **prompt_settings(case, args)
                                            ).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
@@ -440,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-prior", type=float, default=0.0, help="extend's colour prior strength (0: off)")
     parser.add_argument("--code-prior", type=float, default=None,
                         help="extend's code prior strength (0: off; default: extend's)")
+    parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                        help="extend's test-time adaptation to the piece (0: off)")
     parser.add_argument("--caption", choices=("none", "truth"), default="none",
                         help="prompt extend with the case's true caption (truth: what a perfect describer "
                              "of the input would say) or not at all")

@@ -130,6 +130,7 @@ def test_killed_run_resumes_to_the_same_image(model_dir, input_png, tmp_path):
     (["--min-p", "1.5"], "--min-p"),
     (["--style-weight", "2"], "--style-weight"),
     (["--code-prior", "-1"], "--code-prior"),
+    (["--adapt", "-1"], "--adapt"),
     (["--anchor", "5000,0"], "outside"),
 ])
 def test_bad_flags_are_one_line_exit_2(model_dir, input_png, tmp_path, capsys, flags, message):

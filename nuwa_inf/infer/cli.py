@@ -47,6 +47,11 @@ DEFAULT_FIRST_ROW_TEMPERATURE = 0.7
 # what the input lacks. Measured with benchmarks/bench_continuation.py (4 held-out 8192×2048 cases,
 # stage 4h, two sampling seeds): see README, "Continuation against the truth"
 DEFAULT_CODE_PRIOR = 1.0
+# test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
+# have). Measured with benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h): see
+# README, "Continuation against the truth"
+DEFAULT_ADAPT_STEPS = 150
+MAX_ADAPT_STEPS = 100_000
 ORDERS = "auto | strips | outward | raster | column | row-right-down | ... (8 sweep directions)"
 
 
@@ -75,6 +80,7 @@ class CanvasSettings:
     code_prior: float | None = None  # penalty on codes the input does not use near each height (infer/code_prior.py);
                                      # None: DEFAULT_CODE_PRIOR without a prompt, 0 with one
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
+    adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
 
     @property
     def guidance_scale(self) -> float:
@@ -113,6 +119,8 @@ class CanvasSettings:
             raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
         if self.code_prior is not None and not 0 <= self.code_prior <= 10:
             raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
+        if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
+            raise UserError(f"--adapt must lie in [0, {MAX_ADAPT_STEPS}] steps, got {self.adapt}")
         if not 0 <= self.style_weight <= 1:
             raise UserError(f"--style-weight must lie in [0, 1], got {self.style_weight}")
         if self.input_blind not in ("memory", "all"):
@@ -165,7 +173,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
                    colour_prior=settings.colour_prior, code_prior=settings.code_prior_strength,
-                   style_weight=settings.style_weight)
+                   style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
     spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -212,6 +220,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
+        parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                            help="first fine-tune a copy of the model on the input itself for STEPS steps "
+                                 f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 2–3 s a step "
+                                 "on 2 CPU cores; 0 = off)")
         parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, metavar="W",
                             help="with --text: the share of the input's style the prompted branch reads (default "
                                  f"{DEFAULT_STYLE_WEIGHT:g}; 1 = all, lower lets the prompt outvote the input)")
@@ -251,7 +263,8 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           guidance=args.guidance, first_row_temperature=args.first_row_temperature,
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior,
-                          code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight)
+                          code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight,
+                          adapt=getattr(args, "adapt", 0))
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

@@ -35,6 +35,7 @@ from ..model.orders import build_schedule, known_raster, make_order
 from ..model.sampler import WaveSampler, patch_canvas_rows, patch_rows_cols, patch_uniforms, sample_guided
 from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
+from .adapt import adapted_model
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
@@ -83,6 +84,7 @@ class JobSpec:
     # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
     # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
     style_weight: float = 1.0
+    adapt: int = 0                   # steps of test-time adaptation to the input before sampling (adapt.py)
 
 
 class CanvasRun:
@@ -95,6 +97,7 @@ class CanvasRun:
         self.batch, self.backend, self.progress, self.on_progress = batch, backend, progress, on_progress
         tok, cfg = bundle.tokenizer, bundle.transformer.cfg
         self.cfg = cfg
+        self.transformer = bundle.transformer  # or its copy adapted to the input (adapt.py), set in run()
         self.placement = Placement(spec.width, spec.height, spec.x0, spec.y0, spec.in_w, spec.in_h,
                                    tok.downsample, cfg.patch_h, cfg.patch_w, spec.edge_tokens)
         pl = self.placement
@@ -159,7 +162,7 @@ class CanvasRun:
     def _samplers(self, tokens: np.ndarray) -> list[WaveSampler]:
         """[conditional] or, with guidance, [conditional, unconditional] samplers: without the
         prompt (text guidance) or blind to the input (input guidance)."""
-        model, style = self.bundle.transformer, self._style(tokens)
+        model, style = self.transformer, self._style(tokens)
         yielding = self.spec.style_weight if self.text_ids is not None else 1.0
         samplers = [WaveSampler(model, self.pools[0], self.backend, style, self.text_ids, style_weight=yielding)]
         if self.text_guided:
@@ -288,6 +291,16 @@ class CanvasRun:
             self.canvas.write_region(band.rect[0], band.rect[1], out)
             self.blended.add(band.side)
 
+    def _adapt(self, tokens: np.ndarray) -> None:
+        """With `adapt` steps and an input: sample with a copy of the transformer fine-tuned on the
+        input's known tokens (adapt.py; trained once, kept in the run directory for a resume)."""
+        ty0, tx0, ty1, tx1 = self.placement.known_tokens()
+        if self.spec.adapt <= 0 or ty1 <= ty0 or tx1 <= tx0:
+            return
+        canvas = (ty0, -(-self.spec.height // self.placement.f))
+        self.transformer = adapted_model(self.bundle.transformer, self.run_dir, tokens[ty0:ty1, tx0:tx1], canvas,
+                                         self.spec.adapt, self.spec.seed, self.backend, self.progress)
+
     def _logit_prior(self, tokens: np.ndarray) -> torch.Tensor | None:
         """(canvas token rows, V) the input's priors at each height (its palette, colour_prior.py;
         the codes it uses, code_prior.py: read from its kept tokens, the same on resume), each
@@ -326,10 +339,12 @@ class CanvasRun:
         self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
         if resuming:
             start_wave, tokens, decoded = self._load_state()
+            self._adapt(tokens)
             self.samplers = self._samplers(tokens)
         else:
             tokens = self._initial_tokens()
             decoded = np.zeros(pl.tok_w, dtype=bool)
+            self._adapt(tokens)
             self.samplers = self._samplers(tokens)
             self._prefill(tokens)
             start_wave = 0

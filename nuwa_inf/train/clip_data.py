@@ -105,6 +105,7 @@ class ClipCropSampler:
     def __init__(self, clips: list[np.ndarray], frames: int, rows: int, cols: int, ph: int, pw: int, seed: int = 0):
         self.clips = clips
         self.frames, self.rows, self.cols, self.ph, self.pw = frames, rows, cols, ph, pw
+        self.canvas = None  # each clip is its own canvas (as TokenCropSampler's `canvas`)
         self.generator = torch.Generator().manual_seed(seed)
 
     def first_frames(self) -> list[np.ndarray]:

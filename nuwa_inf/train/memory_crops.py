@@ -44,8 +44,10 @@ def memory_span(grid_w: int, crop_x: int, crop_w: int, cfg: ModelConfig, generat
 
 def training_memory(model, grids: list[np.ndarray], picks: list[tuple[int, int, int]], cfg: ModelConfig,
                     generator: torch.Generator, device, patches_per_crop: int, drop: float | None = None,
-                    text_ids: torch.Tensor | None = None, text_drop: float | None = None) -> Memory:
-    """The memory of each crop (`picks` from TokenCropSampler.sample_with_picks), owner per patch."""
+                    text_ids: torch.Tensor | None = None, text_drop: float | None = None,
+                    canvas: tuple[int, int] | None = None) -> Memory:
+    """The memory of each crop (`picks` from TokenCropSampler.sample_with_picks), owner per patch;
+    `canvas` as in TokenCropSampler (where the grids sit in a taller canvas)."""
     drop = cfg.memory_drop if drop is None else drop
     text_drop = cfg.text_drop if text_drop is None else text_drop
     crop_w = cfg.crop_cols * cfg.patch_w
@@ -57,7 +59,8 @@ def training_memory(model, grids: list[np.ndarray], picks: list[tuple[int, int, 
             sources.append(None)
             continue
         tokens = torch.from_numpy(grid[:, x0:x1].astype(np.int64)).to(device)
-        sources.append(StyleSource(tokens, 0, grid.shape[0]))
+        top, height = canvas if canvas is not None else (0, grid.shape[0])
+        sources.append(StyleSource(tokens, top, height))
     texts = None
     if text_ids is not None and model.text is not None:
         texts = text_ids[[index for index, _, _ in picks]].clone()            # (B, T)

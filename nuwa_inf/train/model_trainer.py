@@ -36,9 +36,10 @@ from .best import BestKeeper
 from .captions import caption_vocab, grid_caption_ids, grow_word_table, training_captions
 from .clip_data import ClipCropSampler, clip_captions, pretokenize_clips
 from .crop_layout import batch_layout, sample_clip_contexts, sample_crop_contexts
+from .crop_loss import crop_loss
 from .finetune import grow_offset_tables, resolve_config, warmup_steps
 from .loop import finish_step
-from .memory_crops import drop_context, training_memory
+from .memory_crops import training_memory
 from .schedule import warmup_cosine
 from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training, trim_log
 from .token_cache import TokenCropSampler, pretokenize
@@ -284,17 +285,10 @@ def train_model(run: ModelRun) -> Path:
         opt.zero_grad(set_to_none=True)
         losses = []
         for micro in range(accum):
-            tokens, canvas_rows, picks = sampler.sample_with_picks(batch_size)    # (B·N, P), (B·N, 2)
-            tokens = tokens.to(device)
-            layout = batch_layout([contexts(cfg, order_rng) for _ in range(batch_size)], cfg.n_offsets)
-            layout = drop_context(layout, batch_size, crop_patches(cfg), cfg.context_drop, order_rng)
             with dist.no_sync([train_forward], micro < accum - 1):
                 with dist.autocast(device):
-                    memory = None if model.memory is None else training_memory(
-                        model, memory_grids, picks, cfg, sampler.generator, device, crop_patches(cfg),
-                        text_ids=text_ids)
-                    logits = train_forward(tokens, layout, run.backend, None, canvas_rows, memory)   # (B·N, P, V)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+                    loss = crop_loss(model, train_forward, sampler, cfg, batch_size, order_rng, contexts,
+                                     memory_grids, run.backend, device, text_ids)
                 (loss / accum if accum > 1 else loss).backward()
             losses.append(loss.item())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))

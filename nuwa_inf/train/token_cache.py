@@ -123,8 +123,12 @@ def _save_grid(path: Path, grid: np.ndarray) -> None:
 class TokenCropSampler:
     """Random (frames·rows·ph) × (cols·pw) token crops, returned patch-major (B·N, P)."""
 
-    def __init__(self, grids: list[np.ndarray], rows: int, cols: int, ph: int, pw: int, seed: int = 0):
+    def __init__(self, grids: list[np.ndarray], rows: int, cols: int, ph: int, pw: int, seed: int = 0,
+                 canvas: tuple[int, int] | None = None):
+        """`canvas` = (top token row, canvas token rows): where every grid sits in a taller canvas
+        (an input being extended); None: each grid is its own canvas."""
         self.grids = grids
+        self.canvas = canvas
         self.rows, self.cols, self.ph, self.pw = rows, cols, ph, pw
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -148,8 +152,9 @@ class TokenCropSampler:
             x = int(torch.randint(grid.shape[1] - w + 1, (1,), generator=self.generator))
             crops.append(torch.from_numpy(grid[y: y + h, x: x + w].astype(np.int64)))
             picks.append((index, y, x))
+            top, height = self.canvas if self.canvas is not None else (0, grid.shape[0])
             for r in range(self.rows):
-                rows.extend([[y + r * self.ph, grid.shape[0]]] * self.cols)
+                rows.extend([[top + y + r * self.ph, height]] * self.cols)
         return to_patches(torch.stack(crops), self.rows, self.cols, self.ph, self.pw), torch.tensor(rows), picks
 
 

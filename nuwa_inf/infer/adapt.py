@@ -1,0 +1,97 @@
+"""Test-time adaptation: fine-tune a copy of the transformer on the input's own tokens, then extend.
+
+The bundled transformer learned what procedural scrolls look like in general; a continuation
+should look like *this* input. PatchMatch gets there by pasting the input; a model can get there
+by learning from it: a few hundred teacher-forced steps on random crops of the input's token grid
+(and its mirror image), exactly as training does them (train/crop_loss.py: random orders, a
+quarter of the crops without context, each crop's style memory from another part of the input).
+The model then draws the input's kind of peaks, palette and water at the input's heights instead
+of its average scroll's, and draws them anew (it does not see the input's pixels, and its
+samples are not copies: the continuation benchmark's copy figure stays at 0).
+
+The adapted weights are written to the run directory, so `--resume` continues with the same
+model without training again. Deterministic for a given seed and thread count (CPU).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..train.crop_layout import sample_crop_contexts
+from ..train.crop_loss import crop_loss
+from ..train.schedule import warmup_cosine
+from ..train.token_cache import TokenCropSampler
+
+ADAPT_LR = 2e-4           # peak learning rate (warm-up over a tenth of the steps, cosine to a tenth)
+ADAPT_BATCH = 2           # crops per step, as the bundled model trained
+ADAPT_CONTEXT_DROP = 0.25  # crops without context: the memory is their only view of the input
+ADAPTED_FILE = "adapted.safetensors"
+
+
+def crop_config(cfg, grid_h: int, grid_w: int):
+    """The model's config with its training crop shrunk to fit a grid of grid_h × grid_w tokens."""
+    rows, cols = min(cfg.crop_rows, grid_h // cfg.patch_h), min(cfg.crop_cols, grid_w // cfg.patch_w)
+    if rows < 1 or cols < 1:
+        raise UserError(f"--adapt needs an input of at least one patch ({cfg.patch_h * 16}×{cfg.patch_w * 16} px "
+                        f"for this model); the input covers {grid_h}×{grid_w} tokens")
+    return dataclasses.replace(cfg, crop_rows=rows, crop_cols=cols, context_drop=ADAPT_CONTEXT_DROP)
+
+
+def adapt_to_input(transformer, grid: np.ndarray, canvas: tuple[int, int], steps: int, seed: int,
+                   backend: str = "auto", lr: float = ADAPT_LR, progress: bool = True):
+    """A copy of `transformer` trained `steps` steps on crops of `grid` (the input's known tokens,
+    (h, w) int) and its mirror image; `canvas` = (the grid's top token row, canvas token rows)."""
+    cfg = crop_config(transformer.cfg, *grid.shape)
+    model = copy.deepcopy(transformer).float()
+    model.cfg = cfg  # forward_train reads the crop size from the model's config
+    device = next(model.parameters()).device
+    grids = [np.ascontiguousarray(grid), np.ascontiguousarray(grid[:, ::-1])]
+    sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=seed,
+                               canvas=canvas)
+    order_rng = torch.Generator().manual_seed(seed + 1)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
+    rest = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    warmup = max(1, steps // 10)
+    model.train()
+    bar = tqdm(range(steps), desc="adapting to the input", dynamic_ncols=True, disable=not progress)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr * warmup_cosine(step, steps, warmup)
+        opt.zero_grad(set_to_none=True)
+        loss = crop_loss(model, model.forward_train, sampler, cfg, ADAPT_BATCH, order_rng, sample_crop_contexts,
+                         grids, backend, device)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        bar.set_postfix(bits=f"{loss.item() / math.log(2):.3f}")
+    bar.close()
+    model.eval()
+    model.cfg = transformer.cfg  # sampling reads the model's own config
+    return model
+
+
+def adapted_model(transformer, run_dir: Path, grid: np.ndarray, canvas: tuple[int, int], steps: int, seed: int,
+                  backend: str = "auto", progress: bool = True):
+    """The adapted copy: read from the run directory when an earlier (killed) run left it, else
+    trained and written there first."""
+    path = Path(run_dir) / ADAPTED_FILE
+    if path.is_file():
+        model = copy.deepcopy(transformer).float()
+        model.load_state_dict(load_file(path))
+        return model.eval()
+    model = adapt_to_input(transformer, grid, canvas, steps, seed, backend, progress=progress)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(path)
+    return model
