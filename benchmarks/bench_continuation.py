@@ -366,7 +366,7 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            input_guidance=args.input_guidance,
                                            input_blind=args.input_blind,
                                            colour_prior=args.colour_prior, code_prior=args.code_prior,
-                                           adapt=args.adapt,
+                                           adapt=args.adapt, detail_match=args.detail_match,
                                            **prompt_settings(case, args)
                                            ).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extend's code prior strength (0: off; default: extend's)")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="extend's test-time adaptation to the piece (0: off)")
+    parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",
+                        help="extend without matching the decoder's finest detail to the piece's")
     parser.add_argument("--caption", choices=("none", "truth"), default="none",
                         help="prompt extend with the case's true caption (truth: what a perfect describer "
                              "of the input would say) or not at all")

@@ -99,7 +99,7 @@ class Model:
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                code_prior: float | None = None,
-               style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0,
+               style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0, detail_match: bool = True,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -124,7 +124,8 @@ class Model:
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
         adapt: steps of test-time adaptation: a copy of the transformer fine-tuned on the input's
-        own tokens first (infer/adapt.py; 0: off).
+        own tokens first (infer/adapt.py; 0: off). detail_match: scale the decoder's finest detail
+        to the amount the input has (infer/detail.py).
         output: write a .png/.tif/.tiff there and return its Path (needed above
         `MAX_IN_MEMORY_PIXELS`); without it a PIL image is returned.
         run_dir: keep the run state there; calling again with the same arguments and
@@ -137,7 +138,7 @@ class Model:
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
                                   colour_prior=colour_prior, code_prior=code_prior, style_weight=style_weight,
-                                  adapt=adapt)
+                                  adapt=adapt, detail_match=detail_match)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from ..checkpoint import load_tensors, save_tensors
 from ..errors import UserError
 from ..train.crop_layout import sample_crop_contexts
 from ..train.crop_loss import crop_loss
@@ -88,10 +88,8 @@ def adapted_model(transformer, run_dir: Path, grid: np.ndarray, canvas: tuple[in
     path = Path(run_dir) / ADAPTED_FILE
     if path.is_file():
         model = copy.deepcopy(transformer).float()
-        model.load_state_dict(load_file(path))
+        model.load_state_dict(load_tensors(path))
         return model.eval()
     model = adapt_to_input(transformer, grid, canvas, steps, seed, backend, progress=progress)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(path)
+    save_tensors(path, model.state_dict())
     return model

@@ -81,6 +81,7 @@ class CanvasSettings:
                                      # None: DEFAULT_CODE_PRIOR without a prompt, 0 with one
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
+    detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
 
     @property
     def guidance_scale(self) -> float:
@@ -173,7 +174,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
                    colour_prior=settings.colour_prior, code_prior=settings.code_prior_strength,
-                   style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0)
+                   style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
+                   detail_match=settings.detail_match and image is not None)
     if not resume:
         check_disk_space(Path(run_dir) if run_dir else Path(temp_parent or tempfile.gettempdir()), spec)
     spec, directory, temporary = open_run_dir(spec, JobSpec, run_dir, resume, temp_parent, temp_prefix,
@@ -224,6 +226,9 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 2–3 s a step "
                                  "on 2 CPU cores; 0 = off)")
+        parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",
+                            help="draw the decoder's finest detail as it comes (default: scaled to the amount the "
+                                 "input has, which calms the decoder's grain on dark inputs)")
         parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT, metavar="W",
                             help="with --text: the share of the input's style the prompted branch reads (default "
                                  f"{DEFAULT_STYLE_WEIGHT:g}; 1 = all, lower lets the prompt outvote the input)")
@@ -264,7 +269,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior,
                           code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight,
-                          adapt=getattr(args, "adapt", 0))
+                          adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 
 
 def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:

@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +40,7 @@ from .adapt import adapted_model
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
+from .detail import centre_crop, fit_alpha, job_alpha, scale_fine
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
 from .waves import context_layout, prefill_known
@@ -85,6 +87,9 @@ class JobSpec:
     # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
     style_weight: float = 1.0
     adapt: int = 0                   # steps of test-time adaptation to the input before sampling (adapt.py)
+    # scale the decoder's finest detail to the input's own (detail.py). False here, so that runs
+    # saved before the option resume as they were; new jobs get the CLI's default
+    detail_match: bool = False
 
 
 class CanvasRun:
@@ -98,6 +103,7 @@ class CanvasRun:
         tok, cfg = bundle.tokenizer, bundle.transformer.cfg
         self.cfg = cfg
         self.transformer = bundle.transformer  # or its copy adapted to the input (adapt.py), set in run()
+        self.post = None                       # the decoded windows' detail filter (detail.py), set in run()
         self.placement = Placement(spec.width, spec.height, spec.x0, spec.y0, spec.in_w, spec.in_h,
                                    tok.downsample, cfg.patch_h, cfg.patch_w, spec.edge_tokens)
         pl = self.placement
@@ -257,7 +263,8 @@ class CanvasRun:
                 f, x0 = self.placement.f, self.spec.x0
                 self.canvas.write_region(0, c * f, np.ascontiguousarray(self.image[:, c * f - x0: end * f - x0]))
             else:
-                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, sink=self._sink, cols=(c, end))
+                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, sink=self._sink, cols=(c, end),
+                             post=self.post)
             c = end
 
     def _own_columns(self) -> np.ndarray:
@@ -283,13 +290,32 @@ class CanvasRun:
             a, b = cx0 // f, -(-cx1 // f)
             if not decoded[a:b].all():
                 continue
-            pixels = decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, cols=(a, b))
+            pixels = decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, cols=(a, b), post=self.post)
             region = pixels[cy0:cy1, cx0 - a * f: cx1 - a * f]
             own = self.image[cy0 - spec.y0: cy1 - spec.y0, cx0 - spec.x0: cx1 - spec.x0]
             input_rect = (spec.y0, spec.x0, spec.y0 + spec.in_h, spec.x0 + spec.in_w)
             out = blend_band(band, own, region, input_rect, self.open_sides, self.blend_px)
             self.canvas.write_region(band.rect[0], band.rect[1], out)
             self.blended.add(band.side)
+
+    def _detail_post(self, tokens: np.ndarray):
+        """With `detail_match` and an input: the filter that scales every decoded window's finest
+        band to the input's amount (detail.py), α fitted on the input's centre against its own
+        decoded tokens once and kept in the run directory; None otherwise (or where α is 1)."""
+        ty0, tx0, ty1, tx1 = self.placement.known_tokens()
+        if not self.spec.detail_match or ty1 <= ty0 or tx1 <= tx0:
+            return None
+
+        def fit() -> float:
+            f, spec = self.placement.f, self.spec
+            known = tokens[ty0:ty1, tx0:tx1]
+            ys, xs = centre_crop(known.shape[0] * f, known.shape[1] * f)
+            decoded = decode_tiled(self.bundle.tokenizer, known, tile=DECODE_TILE)[ys, xs]
+            original = self.image[ty0 * f - spec.y0: ty1 * f - spec.y0, tx0 * f - spec.x0: tx1 * f - spec.x0][ys, xs]
+            return fit_alpha(original, decoded)
+
+        alpha = job_alpha(self.run_dir, fit)
+        return None if alpha == 1.0 else partial(scale_fine, alpha=alpha)
 
     def _adapt(self, tokens: np.ndarray) -> None:
         """With `adapt` steps and an input: sample with a copy of the transformer fine-tuned on the
@@ -339,11 +365,13 @@ class CanvasRun:
         self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
         if resuming:
             start_wave, tokens, decoded = self._load_state()
+            self.post = self._detail_post(tokens)
             self._adapt(tokens)
             self.samplers = self._samplers(tokens)
         else:
             tokens = self._initial_tokens()
             decoded = np.zeros(pl.tok_w, dtype=bool)
+            self.post = self._detail_post(tokens)
             self._adapt(tokens)
             self.samplers = self._samplers(tokens)
             self._prefill(tokens)

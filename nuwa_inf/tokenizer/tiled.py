@@ -54,13 +54,16 @@ def encode_tiled(model: VQGAN, image: np.ndarray, tile: int = 64, margin: int | 
 @torch.inference_mode()
 def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int | tuple[int, int] = 64, margin: int | None = None,
                  sink: Callable[[int, int, np.ndarray], None] | None = None,
-                 cols: tuple[int, int] | None = None) -> np.ndarray | None:
+                 cols: tuple[int, int] | None = None,
+                 post: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | None:
     """Token grid (h, w) → (h·f, w·f, 3) uint8.
 
     With `sink`, each decoded tile is handed to `sink(y_px, x_px, pixels)` instead of
     being assembled in memory (for canvases larger than RAM), and None is returned.
     `cols` = (a, b) decodes only token columns a…b-1 (their margins read from `tokens`).
     `tile` is the core tile size in tokens, or (rows, cols): tall tiles need no vertical margin.
+    `post` maps each decoded window, margins included, to new pixels of the same shape before
+    its core is kept: a filter reaching less far than the margin gives the same pixels for any tiling.
     """
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     f = model.downsample
@@ -74,6 +77,8 @@ def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int | tuple[int, int] =
         rx0, rx1 = max(0, x0 - margin), min(width, x1 + margin)
         for y0, y1, ry0, ry1 in tile_spans(height, tile_h, margin):
             pixels = decode_window(model, tokens[ry0:ry1, rx0:rx1], device)
+            if post is not None:
+                pixels = post(pixels)
             core = pixels[(y0 - ry0) * f: (y1 - ry0) * f, (x0 - rx0) * f: (x1 - rx0) * f]
             if sink is not None:
                 sink(y0 * f, x0 * f, core)
