@@ -27,6 +27,7 @@ from ..checkpoint import load_tensors, save_tensors
 from ..errors import UserError
 from ..train.crop_layout import sample_crop_contexts
 from ..train.crop_loss import crop_loss
+from ..train.optimizer import transformer_optimizer
 from ..train.schedule import warmup_cosine
 from ..train.token_cache import TokenCropSampler
 
@@ -57,11 +58,7 @@ def adapt_to_input(transformer, grid: np.ndarray, canvas: tuple[int, int], steps
     sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=seed,
                                canvas=canvas)
     order_rng = torch.Generator().manual_seed(seed + 1)
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
-    rest = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    opt = transformer_optimizer(model, lr, cfg.weight_decay)
     warmup = max(1, steps // 10)
     model.train()
     bar = tqdm(range(steps), desc="adapting to the input", dynamic_ncols=True, disable=not progress)

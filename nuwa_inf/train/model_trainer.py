@@ -40,6 +40,7 @@ from .crop_loss import crop_loss
 from .finetune import grow_offset_tables, resolve_config, warmup_steps
 from .loop import finish_step
 from .memory_crops import training_memory
+from .optimizer import transformer_optimizer
 from .schedule import warmup_cosine
 from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training, trim_log
 from .token_cache import TokenCropSampler, pretokenize
@@ -221,11 +222,7 @@ def train_model(run: ModelRun) -> Path:
         learns = GAINABLE if cfg.freeze == "base" else TEXT_PARTS
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(bool(learns.fullmatch(name)))
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    opt = transformer_optimizer(model, cfg.lr, cfg.weight_decay)
     if run.video:  # clips: crops of frames, each crop's memory from its clip's first frame
         sampler = ClipCropSampler(grids, cfg.crop_frames, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w,
                                   seed=run.seed + dist.rank())
