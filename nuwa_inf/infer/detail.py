@@ -10,10 +10,10 @@ fine detail this picture has, so:
     out     = base + α · fine
 
 with α fitted once per job so that the input's own round trip, treated so, has the input's mean
-|∇Y| (`fit_alpha`, over the centre of the input), and applied to every decoded window before its
-margins are cropped (`tokenizer.tiled.decode_tiled(post=...)`): the window's margins are far wider
-than the blur, so the pixels do not depend on the tiling, and α is kept in the run directory, so
-a resumed run draws the same pixels. α = 1 changes nothing.
+|∇Y| (`fit_alpha`, over the input, at most its centre FIT_SIDE px square), and applied to every
+decoded window before its margins are cropped (`tokenizer.tiled.decode_tiled(post=...)`): the
+window's margins are far wider than the blur, so the pixels do not depend on the tiling, and α is
+kept in the run directory, so a resumed run draws the same pixels. α = 1 changes nothing.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from ..atomic import write_json
 
 FINE_SIGMA = 1.0            # px: the finest band is what a blur of this size takes away
 ALPHA_RANGE = (0.25, 1.5)   # never remove all grain, never sharpen more than half again
-FIT_SIDE = 1024             # px: α is fitted on at most this square at the input's centre
-FIT_INSET = 64              # px: and that square keeps this far from the input's edges
+FIT_SIDE = 2048             # px: α is fitted on at most this square of the input, at its centre
+FIT_INSET = 64              # px: less this much along each side (a lone window decodes its edges without context)
 DETAIL_FILE = "detail.json"
 
 
@@ -75,14 +75,17 @@ def fit_alpha(original: np.ndarray, decoded: np.ndarray) -> float:
     return float(alphas[int(np.argmin(errors))])
 
 
-def centre_crop(height: int, width: int) -> tuple[slice, slice]:
-    """The input's centre square that α is fitted on (the whole input when it is small)."""
-    def span(n: int) -> slice:
-        inset = FIT_INSET if n > 4 * FIT_INSET else 0
-        side = min(FIT_SIDE, n - 2 * inset)
+def fit_window(rows: int, cols: int, f: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """For an input of rows × cols tokens of f px: the tokens α is fitted on (at most FIT_SIDE px at
+    the centre) and, inside their decoded pixels, the part compared (FIT_INSET px in from each
+    side, where the window is large enough to spare it)."""
+    def span(n: int) -> tuple[slice, slice]:
+        side = min(n, FIT_SIDE // f)
         start = (n - side) // 2
-        return slice(start, start + side)
-    return span(height), span(width)
+        inset = FIT_INSET if side * f > 4 * FIT_INSET else 0
+        return slice(start, start + side), slice(inset, side * f - inset)
+    (token_rows, pixel_rows), (token_cols, pixel_cols) = span(rows), span(cols)
+    return (token_rows, token_cols), (pixel_rows, pixel_cols)
 
 
 def job_alpha(run_dir: Path, fit) -> float:

@@ -40,7 +40,7 @@ from .adapt import adapted_model
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
-from .detail import centre_crop, fit_alpha, job_alpha, scale_fine
+from .detail import fit_alpha, fit_window, job_alpha, scale_fine
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
 from .waves import context_layout, prefill_known
@@ -308,10 +308,11 @@ class CanvasRun:
 
         def fit() -> float:
             f, spec = self.placement.f, self.spec
-            known = tokens[ty0:ty1, tx0:tx1]
-            ys, xs = centre_crop(known.shape[0] * f, known.shape[1] * f)
-            decoded = decode_tiled(self.bundle.tokenizer, known, tile=DECODE_TILE)[ys, xs]
-            original = self.image[ty0 * f - spec.y0: ty1 * f - spec.y0, tx0 * f - spec.x0: tx1 * f - spec.x0][ys, xs]
+            (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
+            ry0, rx0 = (ty0 + rows.start) * f - spec.y0, (tx0 + cols.start) * f - spec.x0  # in the input
+            window = tokens[ty0:ty1, tx0:tx1][rows, cols]
+            decoded = decode_tiled(self.bundle.tokenizer, window, tile=DECODE_TILE)[ys, xs]
+            original = self.image[ry0: ry0 + window.shape[0] * f, rx0: rx0 + window.shape[1] * f][ys, xs]
             return fit_alpha(original, decoded)
 
         alpha = job_alpha(self.run_dir, fit)
