@@ -40,38 +40,61 @@ def _kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+def _blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(C, 1, h, w) float → the same, Gaussian-blurred (separable, edges reflected): a weighted
+    sum of shifted copies, several times faster on a CPU than a one-channel conv2d."""
+    k = _kernel(sigma).tolist()
+    r = len(k) // 2
+    padded = F.pad(planes, (r, r, 0, 0), mode="reflect")
+    width = planes.shape[-1]
+    rows = sum(w * padded[..., i:i + width] for i, w in enumerate(k))
+    padded = F.pad(rows, (0, 0, r, r), mode="reflect")
+    height = planes.shape[-2]
+    return sum(w * padded[..., i:i + height, :] for i, w in enumerate(k))
+
+
+def _planes(pixels: np.ndarray) -> torch.Tensor:
+    """(h, w, 3) → (3, 1, h, w) float32."""
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[:, None].float()
+
+
 def split_fine(pixels: np.ndarray, sigma: float = FINE_SIGMA) -> tuple[np.ndarray, np.ndarray]:
     """(h, w, 3) → (base, fine) float32, base a Gaussian blur (edges reflected), fine the rest."""
-    k = _kernel(sigma)
-    r = k.numel() // 2
-    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[:, None]  # (3, 1, h, w)
-    x_b = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    x_b = F.conv2d(F.pad(x_b, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-    base = x_b[:, 0].permute(1, 2, 0).numpy()
+    base = _blur(_planes(pixels), sigma)[:, 0].permute(1, 2, 0).numpy()
     return base, pixels.astype(np.float32) - base
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    return pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
+
+
+def _mean_abs_diff(y: np.ndarray) -> float:
+    return float((np.abs(np.diff(y, axis=1)).mean() + np.abs(np.diff(y, axis=0)).mean()) / 2)
 
 
 def mean_gradient(pixels: np.ndarray) -> float:
     """Mean |∇Y| (BT.601 luma, horizontal and vertical neighbours) in grey levels."""
-    y = pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
-    return float((np.abs(np.diff(y, axis=1)).mean() + np.abs(np.diff(y, axis=0)).mean()) / 2)
+    return _mean_abs_diff(_luma(pixels))
 
 
 def scale_fine(pixels: np.ndarray, alpha: float) -> np.ndarray:
     """(h, w, 3) uint8 with its finest band × alpha (uint8 again); alpha 1 returns it as it is."""
     if alpha == 1.0:
         return pixels
-    base, fine = split_fine(pixels)
-    return np.clip(np.round(base + alpha * fine), 0, 255).astype(np.uint8)
+    planes = _planes(pixels)
+    out = torch.lerp(_blur(planes, FINE_SIGMA), planes, alpha)                # base + α · (pixels − base)
+    return out.round_().clamp_(0, 255).to(torch.uint8)[:, 0].permute(1, 2, 0).contiguous().numpy()
 
 
 def fit_alpha(original: np.ndarray, decoded: np.ndarray) -> float:
     """α in ALPHA_RANGE (0.05 steps) for which `decoded`'s fine band × α gives `decoded` the mean
-    |∇Y| of `original` (same shape, uint8)."""
+    |∇Y| of `original` (same shape, uint8). Luma is linear, so Y(base + α·fine) = Y(base) + α·Y(fine)
+    (the final clipping to 0…255 left out: it moves the figure by less than the step)."""
     target = mean_gradient(original.astype(np.float32))
     base, fine = split_fine(decoded)
+    luma_base, luma_fine = (_luma(part) for part in (base, fine))
     alphas = np.round(np.arange(ALPHA_RANGE[0], ALPHA_RANGE[1] + 1e-9, 0.05), 2)
-    errors = [abs(mean_gradient(np.clip(base + a * fine, 0, 255)) - target) for a in alphas]
+    errors = [abs(_mean_abs_diff(luma_base + a * luma_fine) - target) for a in alphas]
     return float(alphas[int(np.argmin(errors))])
 
 
