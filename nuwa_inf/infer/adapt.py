@@ -41,8 +41,8 @@ def crop_config(cfg, grid_h: int, grid_w: int):
     """The model's config with its training crop shrunk to fit a grid of grid_h × grid_w tokens."""
     rows, cols = min(cfg.crop_rows, grid_h // cfg.patch_h), min(cfg.crop_cols, grid_w // cfg.patch_w)
     if rows < 1 or cols < 1:
-        raise UserError(f"--adapt needs an input of at least one patch ({cfg.patch_h * 16}×{cfg.patch_w * 16} px "
-                        f"for this model); the input covers {grid_h}×{grid_w} tokens")
+        raise UserError(f"--adapt needs an input of at least one patch ({cfg.patch_h}×{cfg.patch_w} tokens for "
+                        f"this model); the input's kept tokens are {grid_h}×{grid_w}")
     return dataclasses.replace(cfg, crop_rows=rows, crop_cols=cols, context_drop=ADAPT_CONTEXT_DROP)
 
 
