@@ -300,8 +300,9 @@ class CanvasRun:
 
     def _detail_post(self, tokens: np.ndarray):
         """With `detail_match` and an input: the filter that scales every decoded window's finest
-        band to the input's amount (detail.py), α fitted on the input's centre against its own
-        decoded tokens once and kept in the run directory; None otherwise (or where α is 1)."""
+        band to the input's amount (detail.py), α fitted once on the input (at most its centre
+        2048 px) against its own decoded tokens and kept in the run directory; None otherwise (or
+        where α is 1)."""
         ty0, tx0, ty1, tx1 = self.placement.known_tokens()
         if not self.spec.detail_match or ty1 <= ty0 or tx1 <= tx0:
             return None
