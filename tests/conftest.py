@@ -1,5 +1,12 @@
-"""Shared fixtures: tiny images on disk and a tiny trained-from-scratch tokenizer."""
+"""Shared fixtures: tiny images on disk and a tiny trained-from-scratch tokenizer; killing a canvas run."""
 from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +14,20 @@ import torch
 from PIL import Image
 
 torch.set_num_threads(1)
+
+
+def kill_at_wave(cmd: list[str], run_dir: Path, wave: int, cwd: Path) -> None:
+    """Run `cmd` (a canvas job with --run-dir `run_dir`) in its own process, saving state at every
+    wave, and SIGKILL it once its saved state has reached `wave` (or after 120 s)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(os.environ, NUWA_CHECKPOINT_SECONDS="0"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = run_dir / "state.json"
+        if state.is_file() and json.loads(state.read_text())["wave"] >= wave:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:

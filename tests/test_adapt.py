@@ -2,13 +2,8 @@
 was, and an adapted extension resumes exactly from the weights its run directory keeps."""
 from __future__ import annotations
 
-import json
 import math
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import smooth_image
+from conftest import kill_at_wave, smooth_image
 from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 from nuwa_inf.infer.adapt import ADAPTED_FILE, adapt_to_input, crop_config
@@ -82,15 +77,7 @@ def test_an_adapted_extension_differs_and_resumes_exactly_from_its_kept_weights(
 
     run_dir = tmp_path / "run"
     killed = cmd + ["-o", str(tmp_path / "resumed.png"), "--adapt", "20", "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(killed, cwd=ROOT, env=dict(os.environ, NUWA_CHECKPOINT_SECONDS="0"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = run_dir / "state.json"
-        if state.is_file() and json.loads(state.read_text())["wave"] >= 2:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_wave(killed, run_dir, 2, ROOT)
     kept = run_dir / ADAPTED_FILE
     assert kept.is_file() and not (tmp_path / "resumed.png").exists()
     written = kept.stat().st_mtime_ns

@@ -3,18 +3,14 @@ batch-size invariance, kill-and-resume equality, bad input."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import smooth_image
+from conftest import kill_at_wave, smooth_image
 from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 
@@ -105,16 +101,7 @@ def test_killed_run_resumes_to_the_same_image(model_dir, input_png, tmp_path):
     cmd = [sys.executable, "-m", "nuwa_inf", "extend", str(input_png), "-o", str(tmp_path / "resumed.png"),
            "--width", "1280", "--height", "192", "--model", str(model_dir), "--quiet", "--threads", "1",
            "--run-dir", str(run_dir)]
-    env = dict(os.environ, NUWA_CHECKPOINT_SECONDS="0")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = run_dir / "state.json"
-        if state.is_file() and json.loads(state.read_text())["wave"] >= 3:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_wave(cmd, run_dir, 3, ROOT)
     assert not (tmp_path / "resumed.png").exists()
     assert json.loads((run_dir / "state.json").read_text())["wave"] >= 3
     assert main(cmd[3:-2] + ["--resume", str(run_dir)]) == 0

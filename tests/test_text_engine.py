@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import smooth_image
+from conftest import kill_at_wave, smooth_image
 from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
 
@@ -104,15 +100,7 @@ def test_a_killed_guided_run_resumes_to_the_same_image(text_model, input_png, tm
     cmd = [sys.executable, "-m", "nuwa_inf", "extend", str(input_png), "-o", str(tmp_path / "resumed.png"),
            "--height", "192", "--model", str(text_model), "--quiet", "--threads", "1", *flags,
            "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, NUWA_CHECKPOINT_SECONDS="0"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = run_dir / "state.json"
-        if state.is_file() and json.loads(state.read_text())["wave"] >= 3:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_wave(cmd, run_dir, 3, ROOT)
     assert "pool_uncond" in json.loads((run_dir / "state.json").read_text())["files"]
     assert main(cmd[3:-2] + ["--resume", str(run_dir)]) == 0
     assert np.array_equal(pixels(tmp_path / "straight.png"), pixels(tmp_path / "resumed.png"))
