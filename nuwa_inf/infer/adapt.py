@@ -11,11 +11,20 @@ samples are not copies: the continuation benchmark's copy figure stays at 0).
 
 The adapted weights are written to the run directory, so `--resume` continues with the same
 model without training again. Deterministic for a given seed and thread count (CPU).
+
+Cost: each step is ADAPT_BATCH crops, one at a time (their gradients summed), so the activations
+held at once are one crop's: peak RSS about 0.9 GB above the loaded model instead of 1.4, handed
+back when training ends (`release_freed_memory`). The
+matrix products run in bfloat16 where the CPU has bf16 instructions (AVX-512 BF16 / AMX; torch's
+autocast, weights and optimizer in float32): 1.37 s a step against 1.79 in float32 at 2 threads.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import dataclasses
+import gc
 import math
 from pathlib import Path
 
@@ -35,6 +44,14 @@ ADAPT_LR = 2e-4           # peak learning rate (warm-up over a tenth of the step
 ADAPT_BATCH = 2           # crops per step, as the bundled model trained
 ADAPT_CONTEXT_DROP = 0.25  # crops without context: the memory is their only view of the input
 ADAPTED_FILE = "adapted.safetensors"
+
+
+def bf16_autocast(device: torch.device):
+    """bfloat16 autocast where it is fast (CUDA, or a CPU with bf16 instructions), else nothing."""
+    if device.type == "cuda" or (device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported()
+                                                          or torch.cpu._is_amx_tile_supported())):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def crop_config(cfg, grid_h: int, grid_w: int):
@@ -66,16 +83,35 @@ def adapt_to_input(transformer, grid: np.ndarray, canvas: tuple[int, int], steps
         for group in opt.param_groups:
             group["lr"] = lr * warmup_cosine(step, steps, warmup)
         opt.zero_grad(set_to_none=True)
-        loss = crop_loss(model, model.forward_train, sampler, cfg, ADAPT_BATCH, order_rng, sample_crop_contexts,
-                         grids, backend, device)
-        loss.backward()
+        total = 0.0
+        for _ in range(ADAPT_BATCH):  # one crop at a time: the activations of one crop are held at once
+            with bf16_autocast(device):
+                loss = crop_loss(model, model.forward_train, sampler, cfg, 1, order_rng, sample_crop_contexts,
+                                 grids, backend, device) / ADAPT_BATCH
+            loss.backward()
+            total += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        bar.set_postfix(bits=f"{loss.item() / math.log(2):.3f}")
+        bar.set_postfix(bits=f"{total / math.log(2):.3f}")
     bar.close()
     model.eval()
     model.cfg = transformer.cfg  # sampling reads the model's own config
+    model.requires_grad_(False)
+    for param in model.parameters():
+        param.grad = None
+    del opt, loss
+    release_freed_memory()
     return model
+
+
+def release_freed_memory() -> None:
+    """Hand the training step's freed activations back to the system (glibc keeps freed heap
+    memory for reuse, so the sampling that follows would otherwise peak ~0.4 GB higher)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def adapted_model(transformer, run_dir: Path, grid: np.ndarray, canvas: tuple[int, int], steps: int, seed: int,

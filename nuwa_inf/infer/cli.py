@@ -48,9 +48,10 @@ DEFAULT_FIRST_ROW_TEMPERATURE = 0.7
 # stage 4h, two sampling seeds): see README, "Continuation against the truth"
 DEFAULT_CODE_PRIOR = 1.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
-# have). Measured with benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h): see
+# have, and on the main job it took the block statistics past their target). Measured with
+# benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
 # README, "Continuation against the truth"
-DEFAULT_ADAPT_STEPS = 150
+DEFAULT_ADAPT_STEPS = 100
 MAX_ADAPT_STEPS = 100_000
 ORDERS = "auto | strips | outward | raster | column | row-right-down | ... (8 sweep directions)"
 
@@ -224,7 +225,7 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                                  "colours in that row added to every code's logit (0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
-                                 f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 2–3 s a step "
+                                 f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.4–1.6 s a step "
                                  "on 2 CPU cores; 0 = off)")
         parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",
                             help="draw the decoder's finest detail as it comes (default: scaled to the amount the "
