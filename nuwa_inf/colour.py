@@ -19,3 +19,11 @@ def channel_planes(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> list[np.ndarr
     """Separate R, G, B planes (same shape, float32) -> [Y, Cb, Cr] planes of that shape, float32,
     without stacking the three into one (n, 3) array (the eval's blocks are large)."""
     return [np.float32(w[0]) * r + np.float32(w[1]) * g + np.float32(w[2]) * b for w in BT601]
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) RGB (uint8 or float, 0…255) -> (h, w) float32 luma, one channel at a time (small temporaries)."""
+    out = rgb[..., 0].astype(np.float32) * np.float32(BT601[0, 0])
+    out += rgb[..., 1].astype(np.float32) * np.float32(BT601[0, 1])
+    out += rgb[..., 2].astype(np.float32) * np.float32(BT601[0, 2])
+    return out

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..colour import BT601
+from ..colour import luma  # noqa: F401  (eval's figures import it from here)
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open, in pixels
 
-LUMA_WEIGHTS = tuple(float(w) for w in BT601[0])
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,6 @@ def check_image(image: np.ndarray) -> tuple[int, int]:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
     return image.shape[0], image.shape[1]
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """(h, w, 3) uint8 -> (h, w) float32 luma in [0, 255], one channel at a time (small temporaries)."""
-    out = rgb[..., 0].astype(np.float32) * LUMA_WEIGHTS[0]
-    out += rgb[..., 1].astype(np.float32) * LUMA_WEIGHTS[1]
-    out += rgb[..., 2].astype(np.float32) * LUMA_WEIGHTS[2]
-    return out
 
 
 def _safe_ratio(num: float, den: float) -> float:

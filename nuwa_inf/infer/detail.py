@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import write_json
+from ..colour import luma
 
 FINE_SIGMA = 1.0            # px: the finest band is what a blur of this size takes away
 ALPHA_RANGE = (0.25, 1.5)   # never remove all grain, never sharpen more than half again
@@ -64,17 +65,13 @@ def split_fine(pixels: np.ndarray, sigma: float = FINE_SIGMA) -> tuple[np.ndarra
     return base, pixels.astype(np.float32) - base
 
 
-def _luma(pixels: np.ndarray) -> np.ndarray:
-    return pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
-
-
 def _mean_abs_diff(y: np.ndarray) -> float:
     return float((np.abs(np.diff(y, axis=1)).mean() + np.abs(np.diff(y, axis=0)).mean()) / 2)
 
 
 def mean_gradient(pixels: np.ndarray) -> float:
     """Mean |∇Y| (BT.601 luma, horizontal and vertical neighbours) in grey levels."""
-    return _mean_abs_diff(_luma(pixels))
+    return _mean_abs_diff(luma(pixels))
 
 
 def scale_fine(pixels: np.ndarray, alpha: float) -> np.ndarray:
@@ -92,7 +89,7 @@ def fit_alpha(original: np.ndarray, decoded: np.ndarray) -> float:
     (the final clipping to 0…255 left out: it moves the figure by less than the step)."""
     target = mean_gradient(original.astype(np.float32))
     base, fine = split_fine(decoded)
-    luma_base, luma_fine = (_luma(part) for part in (base, fine))
+    luma_base, luma_fine = (luma(part) for part in (base, fine))
     alphas = np.round(np.arange(ALPHA_RANGE[0], ALPHA_RANGE[1] + 1e-9, 0.05), 2)
     errors = [abs(_mean_abs_diff(luma_base + a * luma_fine) - target) for a in alphas]
     return float(alphas[int(np.argmin(errors))])
