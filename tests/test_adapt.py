@@ -55,6 +55,32 @@ def test_the_copy_learns_the_input_and_the_loaded_model_is_untouched(model_dir):
     assert all(torch.equal(before[k], v) for k, v in transformer.state_dict().items())
 
 
+def test_recomputing_blocks_and_loss_gives_the_same_loss_and_gradients(model_dir):
+    """`recompute` (what adaptation trains with) keeps only each block's input and the loss's
+    hidden states; backward must compute every block again with *its own* weights and context."""
+    transformer = load_bundle(model_dir).transformer.float()
+    rng = np.random.default_rng(1)
+    grid = rng.integers(0, transformer.cfg.vocab_size, size=(16, 24)).astype(np.int64)
+    cfg = crop_config(transformer.cfg, *grid.shape)
+    transformer.cfg = cfg
+    results = []
+    for recompute in (False, True):
+        transformer.recompute = recompute
+        transformer.zero_grad(set_to_none=True)
+        sampler = TokenCropSampler([grid], cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=3,
+                                   canvas=(0, 16))
+        loss = crop_loss(transformer, transformer.forward_train, sampler, cfg, 2, torch.Generator().manual_seed(4),
+                         sample_crop_contexts, [grid], "auto", "cpu")
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in transformer.named_parameters() if p.grad is not None}
+        results.append((loss.item(), grads))
+    (plain_loss, plain), (loss, recomputed) = results
+    assert loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain.keys() == recomputed.keys() and len(plain) > 10
+    for name, grad in plain.items():
+        assert torch.allclose(recomputed[name], grad, rtol=1e-4, atol=1e-6), name
+
+
 def test_an_input_smaller_than_a_patch_is_refused(model_dir, tmp_path, capsys):
     source = tmp_path / "small.png"
     Image.fromarray(smooth_image(192, 48, seed=2)).save(source)

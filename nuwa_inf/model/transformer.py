@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import load_state_into, load_tensors, read_config, save_checkpoint
 from ..config import from_dict, to_dict
@@ -38,6 +39,7 @@ from .text import TextEncoder
 from .vertical import band_of_positions, bounding_canvas_rows
 
 KIND = "transformer"
+LOSS_CHUNK = 512  # tokens whose logits a recomputed loss holds at once (token_loss)
 # Tensors a model may gain when fine-tuned (`--init`) from a checkpoint made without them:
 # zero-initialised (or feeding a zero-initialised projection), so the fine-tune starts from
 # exactly the old model: the band embedding and everything of the condition memory.
@@ -132,6 +134,9 @@ class LocalTransformer(nn.Module):
         self.memory = StyleMemory(cfg) if cfg.memory_rows else None
         self.text = TextEncoder(cfg) if cfg.text_len else None
         self.text_vocab: list[str] = []   # words of the text encoder's table (saved with the weights)
+        # training passes keep only each block's input and compute its insides again in backward
+        # (less memory, about a third more time: test-time adaptation, infer/adapt.py)
+        self.recompute = False
         self.apply(_init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
         for block in self.blocks:  # scaled residual projections (GPT-2)
@@ -193,8 +198,10 @@ class LocalTransformer(nn.Module):
 
     def forward_train(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
                       positions: torch.Tensor | None = None,
-                      canvas_rows: torch.Tensor | None = None, memory: Memory | None = None) -> torch.Tensor:
-        """Teacher-forced logits for every token of every patch.
+                      canvas_rows: torch.Tensor | None = None, memory: Memory | None = None,
+                      targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits for every token of every patch (or, given the patches' own tokens
+        as `targets`, their mean cross-entropy: `token_loss`).
 
         tokens: (N, P) int64, patches of whole crops of the config's crop size folded into N,
         each in raster order — or anything else with its `positions` (N, 2) given; layout
@@ -209,17 +216,19 @@ class LocalTransformer(nn.Module):
         if canvas_rows is None and self.row_emb is not None:
             canvas_rows = bounding_canvas_rows(cfg, positions)
         return self.forward_patches(tokens, layout, backend, positions=positions, canvas_rows=canvas_rows,
-                                    memory=memory)[0]
+                                    memory=memory, targets=targets)[0]
 
     def forward_patches(self, tokens: torch.Tensor, layout: PatchLayout, backend: str = "auto",
                         pool=None, collect_kv: bool = False, positions: torch.Tensor | None = None,
-                        canvas_rows: torch.Tensor | None = None, memory: Memory | None = None):
+                        canvas_rows: torch.Tensor | None = None, memory: Memory | None = None,
+                        targets: torch.Tensor | None = None):
         """Teacher-forced pass over whole patches at patch coordinates `positions` (N, 2) and
         `canvas_rows` (N, 2) (needed by models with band embeddings, see vertical.py).
 
         Context K/V come from the same N patches (training: layout indexes them) or, with
         `pool`, from a ContextPool (layout indexes its slots: prefilling known patches).
-        Returns (logits (N, P, vocab) or None, per-layer token K/V (layers, N, H, P, Dh) ×2 or None).
+        Returns (logits (N, P, vocab) or None, per-layer token K/V (layers, N, H, P, Dh) ×2 or None);
+        with `targets` (N, P) the mean cross-entropy of them (`token_loss`) in place of the logits.
         """
         rope = self.rope(positions, tokens.shape[0], tokens.device)
         x = self.embed(self.patch_inputs(tokens))                    # (N, P+1, dim)
@@ -231,19 +240,54 @@ class LocalTransformer(nn.Module):
             memory = self.style_memory([None])
         keys, values = [], []
         for index, block in enumerate(self.blocks):
-            q, k, v = block.attn.project(block.norm1(x), rope)       # (N, H, P+1, Dh) each
-            # context keys: a patch's token positions 1…P
-            k_ctx, v_ctx = (k[:, :, 1:], v[:, :, 1:]) if pool is None else (pool.k[index], pool.v[index])
-            x = x + block.dropout(block.attn.attend(q, k, v, k_ctx, v_ctx, layout, backend))
-            if block.cross is not None:
-                x = x + block.dropout(block.cross(x, memory_kv[index], memory))
-            x = x + block.dropout(block.mlp(block.norm2(x)))
+            k_ctx, v_ctx = (None, None) if pool is None else (pool.k[index], pool.v[index])
+            kv_mem = None if memory_kv is None else memory_kv[index]
+            if self.recompute and torch.is_grad_enabled() and not collect_kv:
+                # keep only the block's input for backward; its insides are computed again there
+                # (its arguments are bound now: backward runs after the loop has moved on)
+                x = checkpoint(self._block_output, block, x, rope, k_ctx, v_ctx, layout, backend, kv_mem, memory,
+                               use_reentrant=False)
+                continue
+            x, k, v = self._block(block, x, rope, k_ctx, v_ctx, layout, backend, kv_mem, memory)
             if collect_kv:
                 keys.append(k[:, :, 1:])
                 values.append(v[:, :, 1:])
         kv = (torch.stack(keys), torch.stack(values)) if collect_kv else None
+        if targets is not None:
+            return self.token_loss(x, targets), kv
         logits = None if collect_kv and pool is not None else self.head(self.norm(x[:, :-1]))
         return logits, kv                                            # position P only feeds the pool
+
+    @staticmethod
+    def _block(block: Block, x: torch.Tensor, rope, k_ctx, v_ctx, layout: PatchLayout, backend: str,
+               memory_kv, memory):
+        """One block on x (N, P+1, dim) → (x, k, v), k and v (N, H, P+1, Dh). The context keys are
+        the patches' own token positions 1…P (training) unless a pool's are given."""
+        q, k, v = block.attn.project(block.norm1(x), rope)           # (N, H, P+1, Dh) each
+        if k_ctx is None:
+            k_ctx, v_ctx = k[:, :, 1:], v[:, :, 1:]
+        x = x + block.dropout(block.attn.attend(q, k, v, k_ctx, v_ctx, layout, backend))
+        if block.cross is not None:
+            x = x + block.dropout(block.cross(x, memory_kv, memory))
+        return x + block.dropout(block.mlp(block.norm2(x))), k, v
+
+    @classmethod
+    def _block_output(cls, *args) -> torch.Tensor:
+        return cls._block(*args)[0]
+
+    def token_loss(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy (nats) of `targets` (N, P) given the last block's output x (N, P+1, dim).
+        With `recompute`, in chunks of LOSS_CHUNK tokens whose logits are computed again in backward,
+        so the (tokens × vocab) logits are never held whole."""
+        hidden = x[:, :-1].reshape(-1, x.shape[-1])                  # (N·P, dim)
+        targets = targets.reshape(-1)
+
+        def summed(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(self.head(self.norm(h)).float(), t, reduction="sum")
+        if not (self.recompute and torch.is_grad_enabled()):
+            return summed(hidden, targets) / len(targets)
+        chunks = zip(hidden.split(LOSS_CHUNK), targets.split(LOSS_CHUNK), strict=True)
+        return sum(checkpoint(summed, h, t, use_reentrant=False) for h, t in chunks) / len(targets)
 
     def save(self, directory: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
         extra = {**({"text_vocab": self.text_vocab} if self.text is not None else {}), **(extra or {})}

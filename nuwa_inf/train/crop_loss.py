@@ -8,7 +8,6 @@ its image (memory_crops.py), and the token cross-entropy of the whole batch.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .crop_layout import batch_layout
 from .memory_crops import drop_context, training_memory
@@ -26,5 +25,4 @@ def crop_loss(model, forward, sampler, cfg, batch: int, order_rng: torch.Generat
     memory = None if model.memory is None else training_memory(
         model, memory_grids, picks, cfg, sampler.generator, device, patches_per_crop, text_ids=text_ids,
         canvas=sampler.canvas)
-    logits = forward(tokens, layout, backend, None, canvas_rows, memory)            # (B·N, P, V)
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+    return forward(tokens, layout, backend, None, canvas_rows, memory, tokens)     # the patches' own tokens
