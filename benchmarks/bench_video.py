@@ -297,14 +297,15 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
                                                        top_p=args.top_p, persistence=args.persistence,
                                                        first_frame_temperature=args.first_frame_temperature,
                                                        first_frame=args.first_frame, code_prior=args.code_prior,
-                                                       deflicker=not args.no_deflicker,
-                                                       **options))
+                                                       keep_motion=args.keep_motion,
+                                                       still_detail=not args.no_still_detail,
+                                                       deflicker=not args.no_deflicker, **options))
         else:
             generated = np.asarray(model.animate(real[0], frames=args.frames, seed=args.seed + i,
                                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                                  persistence=args.persistence, deflicker=not args.no_deflicker,
-                                                 code_prior=args.code_prior,
-                                                 **options))
+                                                 code_prior=args.code_prior, keep_motion=args.keep_motion,
+                                                 still_detail=not args.no_still_detail, **options))
         seconds = time.monotonic() - started
         if generated.shape != real.shape or generated.dtype != np.uint8:
             raise UserError(f"animate returned {generated.shape} {generated.dtype}, expected {real.shape} uint8")
@@ -364,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="an attribute probe (bench_text.py's cache) to read each clip's frames 0 and T-1")
     parser.add_argument("--temperature", type=float, default=None, help="default: the clip default (0.3)")
     parser.add_argument("--persistence", type=float, default=None, help="default: the clip default")
+    parser.add_argument("--keep-motion", type=float, default=None, help="default: the clip default (keep_motion.py)")
     parser.add_argument("--no-deflicker", action="store_true", help="score the frames as sampled (no temporal median)")
+    parser.add_argument("--no-still-detail", action="store_true",
+                        help="score the frames as decoded, without frame 0's detail added back (still_detail.py)")
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="auto")

@@ -157,8 +157,8 @@ class Model:
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
                 guidance: float | None = None, temperature: float | None = None, top_k: int = 0, top_p: float = 1.0,
                 batch: int = 16, order: str = "raster", persistence: float | None = None, min_p: float = 0.0,
-                deflicker: bool = True, code_prior: float | None = None,
-                output: str | os.PathLike | None = None, overwrite: bool = False,
+                deflicker: bool = True, code_prior: float | None = None, keep_motion: float | None = None,
+                still_detail: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
                 run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """Animate a still, as `nuwa-inf animate` does: a clip of `frames` frames of the still's
         size whose frame 0 is the still (as the tokenizer reconstructs it). Needs the model's video
@@ -168,31 +168,38 @@ class Model:
         `infer.clip_cli.DEFAULT_CLIP_TEMPERATURE`); `order` is each frame's sweep; `persistence`
         the logit bonus of the token a place held in the frame before (None: the clip default,
         `infer.clip_cli.DEFAULT_PERSISTENCE`); `deflicker` passes the frames through a temporal
-        median of three (video/deflicker.py; the run directory keeps them as sampled); `code_prior`
+        median of three (video/deflicker.py; the run directory keeps them as sampled); `still_detail`
+        adds back to every frame the still's detail that the tokenizer loses (video/still_detail.py:
+        frame 0 is then the still itself); `code_prior`
         the penalty on codes the still does not use near each height (infer/code_prior.py; None: the
-        clip default, `infer.clip_cli.DEFAULT_ANIMATE_CODE_PRIOR`)."""
+        clip default, `infer.clip_cli.DEFAULT_ANIMATE_CODE_PRIOR`); `keep_motion` the share of tokens
+        per frame below which a patch is sampled hotter (infer/keep_motion.py; None: the clip default,
+        `infer.clip_cli.DEFAULT_KEEP_MOTION`)."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
                               temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress,
-                              persistence, min_p=min_p, deflicker=deflicker, code_prior=code_prior)
+                              persistence, min_p=min_p, deflicker=deflicker, code_prior=code_prior,
+                              keep_motion=keep_motion, still_detail=still_detail)
 
     def generate_clip(self, width: int, height: int, frames: int, *, fps: float = 8.0, seed: int = 0,
                       text: str = "", guidance: float | None = None, temperature: float | None = None, top_k: int = 0,
                       top_p: float = 1.0, batch: int = 16, order: str = "raster", persistence: float | None = None,
                       first_frame_temperature: float | None = None, min_p: float = 0.0, deflicker: bool = True,
-                      first_frame: str = "auto", code_prior: float | None = None,
-                      output: str | os.PathLike | None = None, overwrite: bool = False,
+                      first_frame: str = "auto", code_prior: float | None = None, keep_motion: float | None = None,
+                      still_detail: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
                       run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """A clip from a prompt (`text`) or unconditional, as `nuwa-inf generate --frames`; returns
         and writes as `animate`. `first_frame`: "image" draws frame 0 with the image transformer
         and animates it (infer/first_frame.py), "clip" samples it with the video transformer,
         "auto" (default) the first where the model has both. `first_frame_temperature`: frame 0's
         (None: 1 for a drawn frame 0, `temperature` for a sampled one); `code_prior` as for
-        `animate`, on a drawn frame 0 (None: `DEFAULT_DRAWN_CODE_PRIOR`)."""
+        `animate`, on a drawn frame 0 (None: `DEFAULT_DRAWN_CODE_PRIOR`); `keep_motion` as for
+        `animate`; `still_detail` adds a drawn frame 0's detail back to every frame, as `animate` does
+        the still's."""
         return self._clip_job(None, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p,
                               batch, order, output, overwrite, run_dir, progress, persistence,
                               first_frame_temperature, min_p=min_p, deflicker=deflicker, first_frame=first_frame,
-                              code_prior=code_prior)
+                              code_prior=code_prior, keep_motion=keep_motion, still_detail=still_detail)
 
     def reconstruct(self, image: ImageInput, output: str | os.PathLike | None = None,
                     overwrite: bool = False, tile: int = 64) -> Image.Image | Path:
@@ -257,9 +264,10 @@ class Model:
     def _clip_job(self, still, width, height, frames, fps, seed, text, guidance, temperature, top_k, top_p, batch,
                   order, output, overwrite, run_dir, progress, persistence,
                   first_frame_temperature=None, min_p=0.0, deflicker=True, first_frame="auto",
-                  code_prior=None) -> np.ndarray | Path:
+                  code_prior=None, keep_motion=None, still_detail=True) -> np.ndarray | Path:
         from .infer.clip_cli import (
             DEFAULT_CLIP_TEMPERATURE,
+            DEFAULT_KEEP_MOTION,
             DEFAULT_PERSISTENCE,
             ClipSettings,
             clip_frames,
@@ -274,7 +282,8 @@ class Model:
                                 top_p=top_p, min_p=min_p, batch=batch, order=order, text=text, guidance=guidance,
                                 persistence=DEFAULT_PERSISTENCE if persistence is None else persistence,
                                 first_frame_temperature=first_frame_temperature, first_frame=first_frame,
-                                code_prior=code_prior)
+                                code_prior=code_prior,
+                                keep_motion=DEFAULT_KEEP_MOTION if keep_motion is None else keep_motion)
         settings.check()
         out = check_clip_output(output, overwrite) if output is not None else None
         if self._video is None:
@@ -286,9 +295,10 @@ class Model:
                           backend=self.attn_backend, progress=False, on_progress=progress, same_settings=True,
                           images=self.bundle)
         try:
+            still = result.still if still_detail else None
             if out is not None:
-                return write_clip(result.frames, out, fps, overwrite, deflicker)
-            return np.stack(list(clip_frames(result.frames, deflicker)))
+                return write_clip(result.frames, out, fps, overwrite, deflicker, still)
+            return np.stack(list(clip_frames(result.frames, deflicker, still)))
         finally:
             if result.temporary:
                 remove_run_dir(result.run_dir)

@@ -1,6 +1,6 @@
 """The clip engine end to end on a tiny random video model: animate and generate --frames,
-frame 0 = the still's reconstruction, batch invariance, resume equality, a pool that does not
-grow with the clip's length, training on frame folders, and bad input."""
+frame 0 = the still (its decoded tokens plus the detail they lose), batch invariance, resume
+equality, a pool that does not grow with the clip's length, training on frame folders, and bad input."""
 from __future__ import annotations
 
 import json
@@ -46,11 +46,20 @@ def still(tmp_path):
 
 
 def test_animate_keeps_the_still_as_frame_0_and_moves(video_model, still, tmp_path):
+    """Frame 0 is the still itself (its detail the tokenizer loses added back to every frame) and
+    every step changes the frame as the sampled one does; without that, frame 0 is the still's
+    reconstruction."""
     model = nuwa_inf.load(video_model)
     clip = model.animate(still, frames=5, seed=1)
     assert clip.shape == (5, 64, 128, 3) and clip.dtype == np.uint8
+    pixels = np.asarray(Image.open(still).convert("RGB"))
+    assert np.array_equal(clip[0], pixels)
+    decoded = model.animate(still, frames=5, seed=1, still_detail=False)
     recon = np.asarray(model.reconstruct(still))
-    assert np.array_equal(clip[0], recon)
+    assert np.array_equal(decoded[0], recon) and not np.array_equal(recon, pixels)
+    steps, decoded_steps = np.diff(clip.astype(int), axis=0), np.diff(decoded.astype(int), axis=0)
+    inside = (clip[1:] > 0) & (clip[1:] < 255) & (clip[:-1] > 0) & (clip[:-1] < 255)   # where nothing was clipped
+    assert inside.mean() > 0.5 and np.array_equal(steps[inside], decoded_steps[inside])
     changes = [np.abs(clip[t + 1].astype(int) - clip[t]).mean() for t in range(4)]
     assert all(change > 0 for change in changes)
 
@@ -182,6 +191,7 @@ def test_text_to_video_draws_frame_0_with_the_image_transformer_and_animates_it(
     drawn = model.generate(128 * scale, 64 * scale, seed=4).resize((128, 64), Image.LANCZOS)
     clip = model.generate_clip(128, 64, 3, seed=4, first_frame="image")
     assert np.array_equal(clip, model.animate(np.array(drawn), frames=3, seed=4, code_prior=DEFAULT_DRAWN_CODE_PRIOR))
+    assert np.array_equal(clip[0], np.asarray(drawn))               # frame 0 is the drawn still itself
     assert np.array_equal(clip, model.generate_clip(128, 64, 3, seed=4))             # auto = image here
     assert not np.array_equal(clip[0], model.generate_clip(128, 64, 3, seed=4, first_frame="clip")[0])
     run = tmp_path / "run"

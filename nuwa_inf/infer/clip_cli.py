@@ -45,6 +45,13 @@ FIRST_FRAME_CHOICES = ("auto", "image", "clip")
 # 0.87–1.64), 2 → 1.24 / 6.8: the rogue codes a clip drifts by (orange specks in a grey sky) are held back
 DEFAULT_ANIMATE_CODE_PRIOR = 0.0
 DEFAULT_DRAWN_CODE_PRIOR = 1.0
+# target share of token places that change per frame (keep_motion.py): a patch whose neighbourhood
+# changed less between the two frames before it is sampled hotter. 0 turns it off. Measured with
+# benchmarks/bench_video.py (4 held-out stills, 16 frames, seed 0; motion per case (day / sunset / night /
+# snowy), flicker, drift × real's, seam): 0 → 0.62 / 0.70 / 0.32 / 0.60, 0.3, 2.19, 1.03; 0.1 → 0.85 / 0.92 /
+# 0.50 / 0.76, 0.5, 2.68, 1.02; 0.15 → 0.95 / 1.10 / 0.57 / 0.91, 0.6, 2.64, 1.01; 0.2 → 1.00 / 1.07 / 0.61 /
+# 0.94, 0.6, 3.33, 1.02; seed 1: 0 → night 0.34, 0.15 → 0.91 / 1.01 / 0.60 / 0.91, drift 2.74, seam 0.99
+DEFAULT_KEEP_MOTION = 0.15
 
 
 @dataclass
@@ -67,6 +74,7 @@ class ClipSettings:
     first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
                                 # first_frame.py), "clip" (by the video transformer), "auto": image where
                                 # the model has an image transformer beside its video one
+    keep_motion: float = DEFAULT_KEEP_MOTION  # keep_motion.py
 
     def check(self) -> None:
         from ..errors import UserError
@@ -82,6 +90,8 @@ class ClipSettings:
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
         if not 0 <= self.persistence <= 20:
             raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
+        if not 0 <= self.keep_motion <= 1:
+            raise UserError(f"--keep-motion is a share of tokens per frame in [0, 1], got {self.keep_motion}")
         if self.code_prior is not None and not 0 <= self.code_prior <= 10:
             raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
         if self.first_frame not in FIRST_FRAME_CHOICES:
@@ -111,6 +121,7 @@ class ClipResult:
     spec: "ClipSpec"
     run_dir: Path
     temporary: bool
+    still: "np.ndarray | None" = None   # frame 0's pixels where given (animate) or drawn (text-to-video)
 
 
 def check_frame_size(width: int, height: int) -> None:
@@ -153,7 +164,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     text=settings.text or "",
                     guidance=settings.guidance_scale, persistence=settings.persistence,
                     first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame,
-                    code_prior=settings.code_prior_strength(drawn=first_frame == "image"))
+                    code_prior=settings.code_prior_strength(drawn=first_frame == "image"),
+                    keep_motion=settings.keep_motion)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
@@ -161,24 +173,29 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                                  progress)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
                   on_progress=on_progress)
-    return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary)
+    return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary, still)
 
 
-def clip_frames(frames: list[Path], deflicker: bool = True) -> Iterator[np.ndarray]:
-    """The run's frame files as (H, W, 3) uint8 frames, through the temporal median with `deflicker`."""
+def clip_frames(frames: list[Path], deflicker: bool = True, still: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """The run's frame files as (H, W, 3) uint8 frames, through the temporal median with
+    `deflicker`, then with the `still`'s own detail added back where given (video/still_detail.py)."""
     from ..images import load_rgb
     from ..video.deflicker import temporal_median
+    from ..video.still_detail import add_still_detail
 
-    loaded = (load_rgb(path) for path in frames)
-    return temporal_median(loaded) if deflicker else loaded
+    frames_out = (load_rgb(path) for path in frames)
+    if deflicker:
+        frames_out = temporal_median(frames_out)
+    return add_still_detail(frames_out, still) if still is not None else frames_out
 
 
-def write_clip(frames: list[Path], out: Path, fps: float, overwrite: bool, deflicker: bool = True) -> Path:
-    """The run's frame files → the output clip (format by `out`'s suffix)."""
+def write_clip(frames: list[Path], out: Path, fps: float, overwrite: bool, deflicker: bool = True,
+               still: np.ndarray | None = None) -> Path:
+    """The run's frame files → the output clip (format by `out`'s suffix); see `clip_frames`."""
     from ..video.writers import open_clip_writer
 
     with open_clip_writer(out, fps, overwrite=overwrite) as writer:
-        for frame in clip_frames(frames, deflicker):
+        for frame in clip_frames(frames, deflicker, still):
             writer.write(frame)
     return out
 
@@ -201,7 +218,7 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
                             order=args.order or "raster",
                             text=args.text, guidance=args.guidance, persistence=args.persistence,
                             first_frame_temperature=args.first_frame_temperature, first_frame=args.first_frame,
-                            code_prior=args.code_prior)
+                            code_prior=args.code_prior, keep_motion=args.keep_motion)
     settings.check()
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
@@ -230,7 +247,8 @@ def run_clip_job(args: argparse.Namespace, still_path: str | None) -> int:
     result = run_clip(bundle, still, width, height, settings, run_dir=args.run_dir, resume=args.resume,
                       temp_parent=out.parent, temp_prefix=f".{out.name}.run.", backend=args.attn_backend,
                       progress=not args.quiet, announce=not args.quiet)
-    write_clip(result.frames, out, result.spec.fps, args.overwrite, deflicker=not args.no_deflicker)
+    write_clip(result.frames, out, result.spec.fps, args.overwrite, deflicker=not args.no_deflicker,
+               still=None if args.no_still_detail else result.still)
     if result.temporary:
         remove_run_dir(result.run_dir)
     if not args.quiet:
@@ -247,9 +265,16 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persistence", type=float, default=DEFAULT_PERSISTENCE, metavar="B",
                         help="logit bonus of the token a place held in the frame before: steadier frames, "
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
+    parser.add_argument("--keep-motion", type=float, default=DEFAULT_KEEP_MOTION, metavar="R",
+                        help="keep the clip moving: where fewer than R of the tokens around a patch changed "
+                             "between the two frames before it, sample it hotter (up to 0.6; 0 = off, "
+                             f"default {DEFAULT_KEEP_MOTION:g})")
     parser.add_argument("--no-deflicker", action="store_true",
                         help="write the frames as sampled, without the temporal median of three frames that "
                              "removes back-and-forth shimmer (video/deflicker.py)")
+    parser.add_argument("--no-still-detail", action="store_true",
+                        help="write the frames as the tokenizer draws them, without the detail of frame 0's "
+                             "still (the input, or text-to-video's drawn frame 0) added back (video/still_detail.py)")
     parser.add_argument("--first-frame", choices=FIRST_FRAME_CHOICES, default="auto",
                         help="text-to-video's frame 0: drawn by the image transformer as a still, then animated "
                              "(image), or sampled by the video transformer like the other frames (clip); auto: "

@@ -40,6 +40,7 @@ from ..model.sampler import WaveSampler, patch_canvas_rows, patch_uniforms, samp
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .code_prior import patch_row_bias, row_code_prior
 from .engine import CHECKPOINT_SECONDS, DECODE_TILE, prompt_ids
+from .keep_motion import motion_temperature, recent_change
 from .waves import context_layout, prefill_known
 from .writers import export_png
 
@@ -68,6 +69,7 @@ class ClipSpec:
     code_prior: float = 0.0          # −W on codes a given frame 0 does not use near each height (code_prior.py)
     first_frame: str = "clip"        # text-to-video's frame 0: "clip" (the video transformer samples it) or
                                      # "image" (drawn by the image transformer, first_frame.py, then given)
+    keep_motion: float = 0.0         # target share of tokens changing per frame (keep_motion.py); 0: off
 
 
 def patch_positions(patches: list) -> torch.Tensor:
@@ -199,15 +201,23 @@ class ClipRun:
         return frames_done
 
     # -- the run ----------------------------------------------------------------------------
-    def _by_temperature(self, chunk: list) -> list[tuple[list, float]]:
-        """The chunk's patches in groups of one sampling temperature: a generated frame 0 may take
-        its own (`first_frame_temperature`), the later frames the clip's."""
+    def _temperature(self, tokens: np.ndarray, pos) -> float:
+        """A patch's sampling temperature: a generated frame 0 may take its own
+        (`first_frame_temperature`); later frames the clip's, raised where the clip has stopped
+        moving around the patch (`keep_motion`, keep_motion.py)."""
         spec = self.spec
-        if spec.first_frame_temperature is None or self.given_first:
-            return [(chunk, spec.temperature)]
-        first = [p for p in chunk if p[0] == 0]
-        later = [p for p in chunk if p[0] != 0]
-        return [(g, t) for g, t in ((first, spec.first_frame_temperature), (later, spec.temperature)) if g]
+        if pos[0] == 0 and spec.first_frame_temperature is not None and not self.given_first:
+            return spec.first_frame_temperature
+        change = recent_change(tokens, pos, (self.cfg.patch_h, self.cfg.patch_w)) if spec.keep_motion else None
+        return motion_temperature(spec.temperature, spec.keep_motion, change)
+
+    def _by_temperature(self, chunk: list, tokens: np.ndarray) -> list[tuple[list, float]]:
+        """The chunk's patches in groups of one sampling temperature (`_temperature`), in order of
+        first appearance."""
+        groups: dict[float, list] = {}
+        for p in chunk:
+            groups.setdefault(self._temperature(tokens, p), []).append(p)
+        return [(group, temperature) for temperature, group in groups.items()]
 
     def run(self, resume: bool) -> list[Path]:
         """Generate (or continue) the clip → the paths of its frames, in order."""
@@ -236,7 +246,7 @@ class ClipRun:
         for w in range(start_wave, len(self.waves)):
             for start in range(0, len(self.waves[w]), self.batch):
                 chunk = self.waves[w][start:start + self.batch]
-                for group, temperature in self._by_temperature(chunk):  # patches are batch-invariant
+                for group, temperature in self._by_temperature(chunk, tokens):  # patches are batch-invariant
                     uniforms = patch_uniforms(spec.seed, group, cfg.patch_tokens)
                     layout = context_layout(self.schedule, self.pool, cfg, group)
                     new, kv = sample_guided(self.samplers, spec.guidance, layout, patch_positions(group), uniforms,
