@@ -174,7 +174,7 @@ class Model:
         the penalty on codes the still does not use near each height (infer/code_prior.py; None: the
         clip default, `infer.clip_cli.DEFAULT_ANIMATE_CODE_PRIOR`); `keep_motion` the share of tokens
         per frame below which a patch is sampled hotter (infer/keep_motion.py; None: the clip default,
-        `infer.clip_cli.DEFAULT_KEEP_MOTION`)."""
+        `infer.clip_cli.DEFAULT_KEEP_MOTION`, and `DEFAULT_DRAWN_KEEP_MOTION` for a drawn frame 0)."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
                               temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress,
@@ -267,7 +267,6 @@ class Model:
                   code_prior=None, keep_motion=None, still_detail=True) -> np.ndarray | Path:
         from .infer.clip_cli import (
             DEFAULT_CLIP_TEMPERATURE,
-            DEFAULT_KEEP_MOTION,
             DEFAULT_PERSISTENCE,
             ClipSettings,
             clip_frames,
@@ -283,7 +282,7 @@ class Model:
                                 persistence=DEFAULT_PERSISTENCE if persistence is None else persistence,
                                 first_frame_temperature=first_frame_temperature, first_frame=first_frame,
                                 code_prior=code_prior,
-                                keep_motion=DEFAULT_KEEP_MOTION if keep_motion is None else keep_motion)
+                                keep_motion=keep_motion)
         settings.check()
         out = check_clip_output(output, overwrite) if output is not None else None
         if self._video is None:

@@ -50,8 +50,11 @@ DEFAULT_DRAWN_CODE_PRIOR = 1.0
 # benchmarks/bench_video.py (4 held-out stills, 16 frames, seed 0; motion per case (day / sunset / night /
 # snowy), flicker, drift × real's, seam): 0 → 0.62 / 0.70 / 0.32 / 0.60, 0.3, 2.19, 1.03; 0.1 → 0.85 / 0.92 /
 # 0.50 / 0.76, 0.5, 2.68, 1.02; 0.15 → 0.95 / 1.10 / 0.57 / 0.91, 0.6, 2.64, 1.01; 0.2 → 1.00 / 1.07 / 0.61 /
-# 0.94, 0.6, 3.33, 1.02; seed 1: 0 → night 0.34, 0.15 → 0.91 / 1.01 / 0.60 / 0.91, drift 2.74, seam 0.99
+# 0.94, 0.6, 3.33, 1.02; seed 1: 0 → night 0.34, 0.15 → 0.91 / 1.01 / 0.60 / 0.91, drift 2.74, seam 0.99.
+# A frame 0 drawn from a prompt moves enough without it (text-to-video, 8 frames: motion 1.27 at 0, every
+# case in 0.5–2×; at 0.15 1.48, the night clip 2.04×), so there it is off
 DEFAULT_KEEP_MOTION = 0.15
+DEFAULT_DRAWN_KEEP_MOTION = 0.0
 
 
 @dataclass
@@ -74,7 +77,7 @@ class ClipSettings:
     first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
                                 # first_frame.py), "clip" (by the video transformer), "auto": image where
                                 # the model has an image transformer beside its video one
-    keep_motion: float = DEFAULT_KEEP_MOTION  # keep_motion.py
+    keep_motion: float | None = None  # keep_motion.py; None: DEFAULT_KEEP_MOTION / DEFAULT_DRAWN_KEEP_MOTION
 
     def check(self) -> None:
         from ..errors import UserError
@@ -90,7 +93,7 @@ class ClipSettings:
                             f"({', '.join(sorted(set(DIRECTIONS) | set(ALIASES)))})")
         if not 0 <= self.persistence <= 20:
             raise UserError(f"--persistence must lie in [0, 20], got {self.persistence}")
-        if not 0 <= self.keep_motion <= 1:
+        if self.keep_motion is not None and not 0 <= self.keep_motion <= 1:
             raise UserError(f"--keep-motion is a share of tokens per frame in [0, 1], got {self.keep_motion}")
         if self.code_prior is not None and not 0 <= self.code_prior <= 10:
             raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
@@ -107,6 +110,13 @@ class ClipSettings:
         if self.code_prior is not None:
             return self.code_prior
         return DEFAULT_DRAWN_CODE_PRIOR if drawn else DEFAULT_ANIMATE_CODE_PRIOR
+
+    def keep_motion_share(self, drawn: bool) -> float:
+        """keep_motion.py's target rate for a clip whose frame 0 is given or sampled (`drawn` False)
+        or drawn from the prompt."""
+        if self.keep_motion is not None:
+            return self.keep_motion
+        return DEFAULT_DRAWN_KEEP_MOTION if drawn else DEFAULT_KEEP_MOTION
 
     @property
     def guidance_scale(self) -> float:
@@ -165,7 +175,7 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     guidance=settings.guidance_scale, persistence=settings.persistence,
                     first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame,
                     code_prior=settings.code_prior_strength(drawn=first_frame == "image"),
-                    keep_motion=settings.keep_motion)
+                    keep_motion=settings.keep_motion_share(drawn=first_frame == "image"))
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
@@ -265,10 +275,11 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persistence", type=float, default=DEFAULT_PERSISTENCE, metavar="B",
                         help="logit bonus of the token a place held in the frame before: steadier frames, "
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
-    parser.add_argument("--keep-motion", type=float, default=DEFAULT_KEEP_MOTION, metavar="R",
+    parser.add_argument("--keep-motion", type=float, default=None, metavar="R",
                         help="keep the clip moving: where fewer than R of the tokens around a patch changed "
-                             "between the two frames before it, sample it hotter (up to 0.6; 0 = off, "
-                             f"default {DEFAULT_KEEP_MOTION:g})")
+                             "between the two frames before it, sample it hotter (up to 0.6; 0 = off; default "
+                             f"{DEFAULT_KEEP_MOTION:g}, {DEFAULT_DRAWN_KEEP_MOTION:g} for a frame 0 drawn from a "
+                             "prompt)")
     parser.add_argument("--no-deflicker", action="store_true",
                         help="write the frames as sampled, without the temporal median of three frames that "
                              "removes back-and-forth shimmer (video/deflicker.py)")
