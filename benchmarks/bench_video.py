@@ -13,7 +13,8 @@ scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
                   for anything noisy: read it beside the absolute `flicker` in the JSON
     identical     consecutive generated frames within 1 level everywhere (T − 1 = frozen)
     drift ×       block-statistics change frame 0 → T−1, generated ÷ real (1 = as far as real)
-    PSNR          frame 0 against the still (the tokenizer's round trip bounds it)
+    PSNR          frame 0 against the still: exact (148 dB printed) with the still's detail added back
+                  (video/still_detail.py); `--no-still-detail`: the tokenizer's round trip bounds it
     seam          mean per-frame seam ratio (1.0 = no visible 256-px patch borders), beside
                   the real clip's; `mid` is the same ratio on lines half a patch off the grid
                   (on the axes the seam figure reads), where no border lies: what the content

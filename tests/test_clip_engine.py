@@ -252,6 +252,7 @@ def test_train_model_video_on_frame_folders_makes_a_video_model(video_model, tmp
     (["--frames", "3", "--fps", "0"], "--fps"),
     (["--frames", "3", "-o", "clip.avi"], "frame folder"),
     (["--frames", "3", "--min-p", "1"], "--min-p"),
+    (["--frames", "3", "--keep-motion", "1.5"], "--keep-motion"),
 ])
 def test_bad_clip_flags_get_one_line_and_exit_2(video_model, still, tmp_path, capsys, argv, message):
     base = ["animate", str(still), "--model", str(video_model), "--quiet", "-o", str(tmp_path / "c.gif")]
