@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -49,14 +50,19 @@ def test_context_changes_the_prediction():
     assert torch.allclose(a[0, :1], b[0, :1])  # patch 0's first token sees only BOS
 
 
-def test_train_model_reduces_loss_and_resumes_exactly(tmp_path):
+def train_args(tmp_path, images: int, steps: int, save_every: int, val_every: int) -> list[str]:
+    """`train model` flags for a tiny model on `images` smooth images (written under tmp_path)."""
     image_folder = tmp_path / "images"
     image_folder.mkdir()
-    for i in range(3):
+    for i in range(images):
         Image.fromarray(smooth_image(192, 320, seed=i)).save(image_folder / f"{i}.png")
     model_dir = make_model_dir(tmp_path / "m")
-    args = ["train", "model", "--data", str(image_folder), "--tokenizer", str(model_dir / "tokenizer"),
-            "--config", "tiny", "--steps", "40", "--save-every", "20", "--val-every", "20"]
+    return ["train", "model", "--data", str(image_folder), "--tokenizer", str(model_dir / "tokenizer"),
+            "--config", "tiny", "--steps", str(steps), "--save-every", str(save_every), "--val-every", str(val_every)]
+
+
+def test_train_model_reduces_loss_and_resumes_exactly(tmp_path):
+    args = train_args(tmp_path, images=3, steps=40, save_every=20, val_every=20)
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert np.mean([r["loss"] for r in log[-8:]]) < np.mean([r["loss"] for r in log[:8]])
@@ -145,3 +151,16 @@ def test_token_cache_adds_mirror_copies_later_and_leaves_them_out_when_asked(tmp
         assert np.array_equal(added, encoded)
     again = pretokenize(image_folder, tokenizer, cache, (2, 2), flips=False)
     assert len(again) == 2 and all(np.array_equal(a, b) for a, b in zip(again, plain, strict=True))
+
+
+def test_train_model_recompute_takes_the_same_steps(tmp_path):
+    """--recompute holds less and computes again in backward: the same losses and weights."""
+    args = train_args(tmp_path, images=2, steps=6, save_every=6, val_every=3)
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(args + ["--out", str(tmp_path / "recomputed"), "--recompute"]) == 0
+    logs = [[json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+            for run in ("plain", "recomputed")]
+    assert [r["loss"] for r in logs[0]] == pytest.approx([r["loss"] for r in logs[1]], rel=1e-4)
+    a, b = LocalTransformer.load(tmp_path / "plain"), LocalTransformer.load(tmp_path / "recomputed")
+    for name, tensor in a.state_dict().items():
+        assert torch.allclose(tensor, b.state_dict()[name], rtol=1e-3, atol=1e-5), name

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoint import load_state_into, load_tensors, read_config
@@ -71,6 +70,7 @@ class ModelRun:
     keep_best: bool = False           # end with the weights of the best validation (see best.py)
     patience: int | None = None       # with keep_best: stop after this many validations without a new best
     video: bool = False               # train on clips (frame folders, video files): crops of crop_frames frames
+    recompute: bool = False           # keep only each block's input, compute the rest again in backward
 
 # A rank's order generator is seeded seed + 1 + ORDER_SEED_STRIDE·rank: apart from every
 # rank's crop generator (seed + rank), and seed + 1 for one process, as before.
@@ -83,8 +83,7 @@ def bits_per_token(model: LocalTransformer, tokens: torch.Tensor, layout, backen
     """Mean bits/token; `positions`, `canvas_rows` and `memory` as in `forward_train` (positions
     are needed for crops not of the model's size)."""
     with torch.no_grad():
-        logits = model.forward_train(tokens, layout, backend, positions, canvas_rows, memory)
-        nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        nats = model.forward_train(tokens, layout, backend, positions, canvas_rows, memory, targets=tokens)
     return float(nats) / math.log(2)
 
 
@@ -248,6 +247,7 @@ def train_model(run: ModelRun) -> Path:
             warn(f"rank {dist.rank()}: the checkpoint has no data-sampler state for this rank "
                  f"(it was written by fewer processes); its crops start afresh")
         start = meta["step"]
+    model.recompute = run.recompute   # (training passes only: validation runs without gradients)
     train_forward = dist.wrap(model, method="forward_train")  # DDP hooks forward; this calls forward_train
 
     def save(step: int) -> None:
