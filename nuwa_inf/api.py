@@ -161,9 +161,10 @@ class Model:
                 still_detail: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
                 run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> np.ndarray | Path:
         """Animate a still, as `nuwa-inf animate` does: a clip of `frames` frames of the still's
-        size whose frame 0 is the still (as the tokenizer reconstructs it). Needs the model's video
-        transformer. Returns (frames, H, W, 3) uint8, or with `output` (.mp4, .webm, .gif, .webp
-        or a folder ending in /) writes the clip there at `fps` and returns its Path. The other
+        size whose frame 0 is the still itself (with `still_detail=False`, as the tokenizer
+        reconstructs it). Needs the model's video transformer. Returns (frames, H, W, 3) uint8, or
+        with `output` (.mp4, .webm, .gif, .webp or a folder ending in /) writes the clip there at
+        `fps` and returns its Path. The other
         arguments mean what they mean for `extend` (temperature None: the clip default,
         `infer.clip_cli.DEFAULT_CLIP_TEMPERATURE`); `order` is each frame's sweep; `persistence`
         the logit bonus of the token a place held in the frame before (None: the clip default,
@@ -281,8 +282,7 @@ class Model:
                                 top_p=top_p, min_p=min_p, batch=batch, order=order, text=text, guidance=guidance,
                                 persistence=DEFAULT_PERSISTENCE if persistence is None else persistence,
                                 first_frame_temperature=first_frame_temperature, first_frame=first_frame,
-                                code_prior=code_prior,
-                                keep_motion=keep_motion)
+                                code_prior=code_prior, keep_motion=keep_motion)
         settings.check()
         out = check_clip_output(output, overwrite) if output is not None else None
         if self._video is None:

@@ -2,7 +2,7 @@
 
 An animation sampled at the clip temperature (0.3, with persistence) freezes as it goes: on the
 video benchmark's held-out stills the share of token places that change from one frame to the
-next falls from 0.17–0.31 at the first step to 0.02–0.03 by frame 15, where the real clips keep
+next falls from 0.17–0.31 at the first step to 0.01–0.03 by frame 15, where the real clips keep
 changing 0.18–0.21 of them every frame (the video model reads one frame back, so it cannot see
 that the scene was moving; each still frame makes the next copy more likely).
 
