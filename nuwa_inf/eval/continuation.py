@@ -88,9 +88,9 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..colour import channel_planes
+from ..colour import channel_planes, luma
 from .block_stats import frechet_distance
-from .seams import check_image, luma
+from .seams import check_image
 
 Piece = tuple[int, int]  # (x0, x1): the input's columns, half-open; it spans the full height
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..colour import luma  # noqa: F401  (eval's figures import it from here)
+from ..colour import luma
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open, in pixels
 

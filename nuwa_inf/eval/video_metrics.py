@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..colour import luma
 from .block_stats import FeatureScale, block_features
-from .seams import luma, seam_stats
+from .seams import seam_stats
 
 DRIFT_PATCH = 64  # px: blocks of the drift figure (a 512×256 frame has 32)
 IDENTICAL_LEVELS = 1  # consecutive frames within this many levels everywhere are "identical"

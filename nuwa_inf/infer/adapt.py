@@ -13,13 +13,13 @@ The adapted weights are written to the run directory, so `--resume` continues wi
 model without training again. Deterministic for a given seed and thread count (CPU).
 
 Cost: each step is ADAPT_BATCH crops, one at a time (their gradients summed), so the activations
-held at once are one crop's: training peaks about 0.97 GB above the loaded model instead of 1.39,
-and that memory is handed back when it ends (`release_freed_memory`). The matrix products run in
-bfloat16 where the CPU has bf16 instructions (AVX-512 BF16 / AMX; torch's autocast, weights and
-optimizer in float32): 1.37 s a step against 1.79 in float32 at 2 threads (the bundled model).
-And the model recomputes in backward (`LocalTransformer.recompute`: each block's insides and the
-loss's logits in chunks are computed again rather than held): ≈ 620 MiB above the model instead of
-≈ 980, for ≈ 12 % more time a step (2026-12-06: 1.65 against 1.48 s).
+held at once are one crop's, and the model recomputes in backward (`LocalTransformer.recompute`:
+each block's insides and the loss's logits, in chunks, are computed again rather than held):
+training peaks ≈ 620 MiB above the loaded model (≈ 980 without the recomputation, ≈ 1390 with
+both crops at once), and that memory is handed back when it ends (`release_freed_memory`). The
+matrix products run in bfloat16 where the CPU has bf16 instructions (AVX-512 BF16 / AMX; torch's
+autocast, weights and optimizer in float32): 1.37 s a step against 1.79 in float32 at 2 threads
+(the bundled model, before the recomputation, which adds ≈ 12 %: 1.65 against 1.48 s).
 """
 from __future__ import annotations
 
@@ -67,13 +67,13 @@ def crop_config(cfg, grid_h: int, grid_w: int):
 
 
 def adapt_to_input(transformer, grid: np.ndarray, canvas: tuple[int, int], steps: int, seed: int,
-                   backend: str = "auto", lr: float = ADAPT_LR, progress: bool = True, recompute: bool = True):
+                   backend: str = "auto", lr: float = ADAPT_LR, progress: bool = True):
     """A copy of `transformer` trained `steps` steps on crops of `grid` (the input's known tokens,
     (h, w) int) and its mirror image; `canvas` = (the grid's top token row, canvas token rows)."""
     cfg = crop_config(transformer.cfg, *grid.shape)
     model = copy.deepcopy(transformer).float()
     model.cfg = cfg  # forward_train reads the crop size from the model's config
-    model.recompute = recompute
+    model.recompute = True  # the activations of one crop's blocks are recomputed, not held
     device = next(model.parameters()).device
     grids = [np.ascontiguousarray(grid), np.ascontiguousarray(grid[:, ::-1])]
     sampler = TokenCropSampler(grids, cfg.crop_rows, cfg.crop_cols, cfg.patch_h, cfg.patch_w, seed=seed,

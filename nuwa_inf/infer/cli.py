@@ -225,7 +225,7 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                                  "colours in that row added to every code's logit (0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
-                                 f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.4–1.6 s a step "
+                                 f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
                                  "on 2 CPU cores; 0 = off)")
         parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",
                             help="draw the decoder's finest detail as it comes (default: scaled to the amount the "

@@ -245,8 +245,8 @@ class LocalTransformer(nn.Module):
             if self.recompute and torch.is_grad_enabled() and not collect_kv:
                 # keep only the block's input for backward; its insides are computed again there
                 # (its arguments are bound now: backward runs after the loop has moved on)
-                x = checkpoint(self._block_output, block, x, rope, k_ctx, v_ctx, layout, backend, kv_mem, memory,
-                               use_reentrant=False)
+                x = checkpoint(self._block, block, x, rope, k_ctx, v_ctx, layout, backend, kv_mem, memory,
+                               use_reentrant=False)[0]
                 continue
             x, k, v = self._block(block, x, rope, k_ctx, v_ctx, layout, backend, kv_mem, memory)
             if collect_kv:
@@ -270,10 +270,6 @@ class LocalTransformer(nn.Module):
         if block.cross is not None:
             x = x + block.dropout(block.cross(x, memory_kv, memory))
         return x + block.dropout(block.mlp(block.norm2(x))), k, v
-
-    @classmethod
-    def _block_output(cls, *args) -> torch.Tensor:
-        return cls._block(*args)[0]
 
     def token_loss(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (nats) of `targets` (N, P) given the last block's output x (N, P+1, dim).
