@@ -27,7 +27,7 @@ import torch
 from bench_continuation import PATCH_PX, Scrolls, case_spec, unrelated_specs
 from common import machine_info, print_table, write_json  # (adds the repo to sys.path)
 from nuwa_inf.api import psnr
-from nuwa_inf.colour import ycbcr
+from nuwa_inf.colour import luma
 from nuwa_inf.eval.continuation import CARRY_PARTS, continuation_figures, truth_reference
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir
 from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled
@@ -36,12 +36,12 @@ from nuwa_inf.tokenizer.vqgan import VQGAN
 CELL = 4  # px: the coarse detail is the gradient of CELL×CELL cell means, as in the carry's texture part
 
 
-def mean_gradients(luma: np.ndarray) -> tuple[float, float]:
-    """Mean |∇Y| (both axes) at full resolution and of CELL×CELL cell means."""
-    h, w = luma.shape[0] // CELL * CELL, luma.shape[1] // CELL * CELL
-    cells = luma[:h, :w].reshape(h // CELL, CELL, w // CELL, CELL).mean(axis=(1, 3))  # (h/4, w/4)
+def mean_gradients(y: np.ndarray) -> tuple[float, float]:
+    """Mean |∇Y| (both axes) of luma `y` at full resolution and of CELL×CELL cell means."""
+    h, w = y.shape[0] // CELL * CELL, y.shape[1] // CELL * CELL
+    cells = y[:h, :w].reshape(h // CELL, CELL, w // CELL, CELL).mean(axis=(1, 3))  # (h/4, w/4)
     return tuple(float((np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean()) / 2)
-                 for g in (luma, cells))
+                 for g in (y, cells))
 
 
 def case_ceiling(tokenizer: VQGAN, scrolls: Scrolls, index: int, piece: int) -> dict:
@@ -54,7 +54,7 @@ def case_ceiling(tokenizer: VQGAN, scrolls: Scrolls, index: int, piece: int) -> 
     with torch.no_grad():
         round_trip = np.asarray(decode_tiled(tokenizer, encode_tiled(tokenizer, truth)))
     figures = continuation_figures(round_trip, reference, copy_sample=64, seed=index)
-    ours, theirs = (mean_gradients(ycbcr(image)[..., 0].astype(np.float64)) for image in (round_trip, truth))
+    ours, theirs = (mean_gradients(luma(image)) for image in (round_trip, truth))
     return {"name": case["name"], "carry": figures["carry"], "carry_parts": figures["carry_parts"],
             "layout": figures["layout"], "psnr": psnr(truth, round_trip),
             "detail_fine": ours[0] / theirs[0], "detail_coarse": ours[1] / theirs[1]}
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    if args.cases < 1 or not 0 < args.piece < args.width:
-        parser.error("need --cases ≥ 1 and 0 < --piece < --width")
+    if args.cases < 1 or not 0 < args.piece < args.width or args.width % PATCH_PX or args.height % PATCH_PX:
+        parser.error(f"need --cases ≥ 1, 0 < --piece < --width, and --width, --height multiples of {PATCH_PX}")
     if args.threads:
         torch.set_num_threads(args.threads)
     directory = find_tokenizer_dir(args.model)
