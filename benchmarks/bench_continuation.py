@@ -332,10 +332,15 @@ def prompt_settings(case: dict, args: argparse.Namespace) -> dict:
     return settings
 
 
+def piece_start(width: int, piece: int) -> int:
+    """The first column of the centre piece: where extend's "center" anchor puts it."""
+    return (width - piece) // 2 // PATCH_PX * PATCH_PX
+
+
 def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_dir: Path,
              previous: dict | None = None) -> dict:
     width, height = scrolls.width, scrolls.height
-    x0 = (width - args.piece) // 2 // PATCH_PX * PATCH_PX  # where extend's "center" anchor puts the piece
+    x0 = piece_start(width, args.piece)
     piece_cols = (x0, x0 + args.piece)
     log(f"case {case['key']}: {case['name']}, seed {case['seed']}, {width}x{height}, "
         f"piece columns {piece_cols[0]}-{piece_cols[1]}")

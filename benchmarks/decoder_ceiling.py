@@ -8,7 +8,8 @@ measures them for a tokenizer alone, without sampling anything: minutes instead 
 continuation benchmark's tens of minutes, so a decoder fine-tune (`nuwa-inf train tokenizer
 --init TOK --set freeze=encoder ...`, which keeps the codes and so the transformer) can be
 judged by what it does to the figures that matter. Also per case: PSNR, and the mean |∇Y| of
-the round trip ÷ the truth's at full resolution (fine) and on 4×4-px cell means (coarse):
+the round trip ÷ the truth's at full resolution (fine) and on 4×4-px cell means (coarse, as in
+the carry's texture part):
 below 1 the decoder draws less detail than the truth has, above 1 more.
 
 The cases, the piece and the yardstick (scrolls of unrelated style) are the continuation
@@ -24,37 +25,36 @@ import time
 import numpy as np
 import torch
 
-from bench_continuation import PATCH_PX, Scrolls, case_spec, unrelated_specs
+from bench_continuation import PATCH_PX, Scrolls, case_spec, piece_start, unrelated_specs
 from common import machine_info, print_table, write_json  # (adds the repo to sys.path)
 from nuwa_inf.api import psnr
-from nuwa_inf.colour import luma
-from nuwa_inf.eval.continuation import CARRY_PARTS, continuation_figures, truth_reference
+from nuwa_inf.eval.continuation import CARRY_PARTS, TEXTURE_CELL, continuation_figures, truth_reference
+from nuwa_inf.infer.detail import mean_gradient
 from nuwa_inf.tokenizer.cli import find_tokenizer_dir
 from nuwa_inf.tokenizer.tiled import decode_tiled, encode_tiled
 from nuwa_inf.tokenizer.vqgan import VQGAN
 
-CELL = 4  # px: the coarse detail is the gradient of CELL×CELL cell means, as in the carry's texture part
 
-
-def mean_gradients(y: np.ndarray) -> tuple[float, float]:
-    """Mean |∇Y| (both axes) of luma `y` at full resolution and of CELL×CELL cell means."""
-    h, w = y.shape[0] // CELL * CELL, y.shape[1] // CELL * CELL
-    cells = y[:h, :w].reshape(h // CELL, CELL, w // CELL, CELL).mean(axis=(1, 3))  # (h/4, w/4)
-    return tuple(float((np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean()) / 2)
-                 for g in (y, cells))
+def mean_gradients(image: np.ndarray) -> tuple[float, float]:
+    """Mean |∇Y| of `image` (h, w, 3) at full resolution and of its TEXTURE_CELL-px cell means
+    (luma is linear, so the cells' luma is the luma of their mean colour)."""
+    c = TEXTURE_CELL
+    h, w = image.shape[0] // c * c, image.shape[1] // c * c
+    cells = image[:h, :w].reshape(h // c, c, w // c, c, 3).mean(axis=(1, 3), dtype=np.float32)  # (h/c, w/c, 3)
+    return mean_gradient(image), mean_gradient(cells)
 
 
 def case_ceiling(tokenizer: VQGAN, scrolls: Scrolls, index: int, piece: int) -> dict:
     """The round-trip figures of case `index` (bench_continuation.case_spec)."""
     case = case_spec(index)
     truth = scrolls.get(case["seed"], case["attrs"])
-    x0 = (truth.shape[1] - piece) // 2 // PATCH_PX * PATCH_PX  # where extend's "center" anchor puts it
+    x0 = piece_start(truth.shape[1], piece)
     unrelated = [scrolls.get(seed, attrs) for seed, attrs in unrelated_specs(case["attrs"], 3)]
     reference = truth_reference(truth, (x0, x0 + piece), unrelated)
     with torch.no_grad():
         round_trip = np.asarray(decode_tiled(tokenizer, encode_tiled(tokenizer, truth)))
     figures = continuation_figures(round_trip, reference, copy_sample=64, seed=index)
-    ours, theirs = (mean_gradients(luma(image)) for image in (round_trip, truth))
+    ours, theirs = (mean_gradients(image) for image in (round_trip, truth))
     return {"name": case["name"], "carry": figures["carry"], "carry_parts": figures["carry_parts"],
             "layout": figures["layout"], "psnr": psnr(truth, round_trip),
             "detail_fine": ours[0] / theirs[0], "detail_coarse": ours[1] / theirs[1]}
