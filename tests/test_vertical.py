@@ -10,7 +10,7 @@ from nuwa_inf.config import from_preset
 from nuwa_inf.kernels import PatchLayout
 from nuwa_inf.model.config import MODEL_PRESETS, ModelConfig
 from nuwa_inf.model.transformer import LocalTransformer
-from nuwa_inf.model.vertical import band_of_positions, bounding_canvas_rows
+from nuwa_inf.model.vertical import band_of_positions, bounding_canvas_rows, scale_weights
 from nuwa_inf.train.token_cache import TokenCropSampler
 
 
@@ -85,3 +85,39 @@ def test_crops_know_where_they_were_cut():
     assert torch.equal(first_token_row, canvas_rows[:, 0])
     assert set(canvas_rows[:, 1].tolist()) == {20, 9}                          # both images were drawn
     assert torch.equal(tokens.view(-1, ph, pw)[:, -1, 0], canvas_rows[:, 0] + ph - 1)
+
+
+def test_scale_weights_interpolate_between_height_octaves():
+    cfg = from_preset(ModelConfig, MODEL_PRESETS, "tiny", {"scale_bins": 3})   # octaves of 2, 4, 8 patch rows
+    two = 2 * cfg.patch_h
+    heights = [two // 2, two, 3 * two // 2 * 2 // 2, 2 * two, 4 * two, 16 * two]
+    weights = scale_weights(cfg, torch.tensor([[0, h] for h in heights]))
+    assert torch.allclose(weights.sum(1), torch.ones(len(heights)))
+    assert weights[0].tolist() == [1, 0, 0] and weights[1].tolist() == [1, 0, 0]   # at or below the first octave
+    assert weights[3].tolist() == [0, 1, 0] and weights[4].tolist() == [0, 0, 1]
+    assert weights[5].tolist() == [0, 0, 1]                                        # above the table: its last row
+    between = scale_weights(cfg, torch.tensor([[0, round(two * 2 ** 0.5)]]))[0]    # half an octave up
+    assert 0.4 < between[0] < 0.6 and abs(between[1] - (1 - between[0])) < 1e-6
+
+
+def test_a_zero_scale_table_changes_nothing_and_a_trained_one_tells_heights_apart():
+    """Given later (zero), the scale table leaves the model as it was; trained, it separates two
+    canvases whose bands agree but whose heights do not (which bands alone cannot)."""
+    banded, scaled = tiny(row_bins=4), tiny(row_bins=4, scale_bins=3)
+    with torch.no_grad():
+        banded.row_emb.normal_()
+    scaled.load_state_dict({**banded.state_dict(), "scale_emb": torch.zeros_like(scaled.scale_emb)})
+    cfg = banded.cfg
+    tokens = torch.randint(0, cfg.vocab_size, (2, cfg.patch_tokens), generator=torch.Generator().manual_seed(2))
+    positions, layout = torch.tensor([[0, 0], [0, 1]]), no_context(2, cfg)
+
+    def logits(model: LocalTransformer, top: int, height: int) -> torch.Tensor:
+        with torch.no_grad():
+            return model.forward_train(tokens, layout, positions=positions,
+                                       canvas_rows=torch.tensor([[top, height]] * 2))
+
+    assert torch.equal(logits(banded, 8, 32), logits(scaled, 8, 32))
+    with torch.no_grad():
+        scaled.scale_emb.normal_()
+    assert torch.equal(logits(banded, 4, 16), logits(banded, 8, 32))            # bands: only the fraction
+    assert not torch.allclose(logits(scaled, 4, 16), logits(scaled, 8, 32))     # scale: the height too

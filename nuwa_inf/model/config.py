@@ -31,6 +31,7 @@ class ModelConfig:
     rope_theta: float = 100.0        # slowest rotary frequency is ~1/rope_theta per token
     rope_time_dims: int = 0          # channels per head (after rope_dims) rotated by the frame index (video)
     row_bins: int = 0                # bands of canvas height with a learned embedding (0 = off; see vertical.py)
+    scale_bins: int = 0              # octaves of canvas height (from 2 patch rows) with a learned embedding (0 = off)
     # condition memory (memory.py): the known image pooled to ≤ memory_rows × memory_cols cells of
     # about memory_cell_h × memory_cell_w tokens; 0 rows = no memory
     memory_rows: int = 0
@@ -105,6 +106,8 @@ class ModelConfig:
                             f"{self.head_dim}, got {self.rope_time_dims}")
         if self.row_bins < 0:
             raise UserError(f"row_bins must be >= 0, got {self.row_bins}")
+        if self.scale_bins < 0:
+            raise UserError(f"scale_bins must be >= 0, got {self.scale_bins}")
         if self.memory_rows < 0 or (self.memory_rows and min(self.memory_cols, self.memory_cell_h, self.memory_cell_w,
                                                              self.memory_row_bins, self.memory_min_w) <= 0):
             raise UserError("memory_rows must be >= 0, and with a memory its cols, cell sizes, row bins and "

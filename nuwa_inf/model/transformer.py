@@ -36,14 +36,14 @@ from .config import ModelConfig
 from .memory import Memory, MemoryAttention, StyleMemory, StyleSource
 from .rope import RopeTables, canvas_rope, crop_grid_positions, rotate_query_key
 from .text import TextEncoder
-from .vertical import band_of_positions, bounding_canvas_rows
+from .vertical import band_of_positions, bounding_canvas_rows, scale_weights
 
 KIND = "transformer"
 LOSS_CHUNK = 512  # tokens whose logits a recomputed loss holds at once (token_loss)
 # Tensors a model may gain when fine-tuned (`--init`) from a checkpoint made without them:
 # zero-initialised (or feeding a zero-initialised projection), so the fine-tune starts from
 # exactly the old model: the band embedding and everything of the condition memory.
-GAINABLE = re.compile(r"row_emb|memory\..+|blocks\.\d+\.cross\..+|text\..+")
+GAINABLE = re.compile(r"row_emb|scale_emb|memory\..+|blocks\.\d+\.cross\..+|text\..+")
 # what `freeze=text` trains: the text encoder and the text group's output projections
 TEXT_PARTS = re.compile(r"text\..+|blocks\.\d+\.cross\.text_proj\..+")
 
@@ -131,6 +131,7 @@ class LocalTransformer(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         # zero-initialised: the band embedding starts as a no-op (see vertical.py)
         self.row_emb = nn.Parameter(torch.zeros(cfg.row_bins, cfg.dim)) if cfg.row_bins else None
+        self.scale_emb = nn.Parameter(torch.zeros(cfg.scale_bins, cfg.dim)) if cfg.scale_bins else None
         self.memory = StyleMemory(cfg) if cfg.memory_rows else None
         self.text = TextEncoder(cfg) if cfg.text_len else None
         self.text_vocab: list[str] = []   # words of the text encoder's table (saved with the weights)
@@ -171,13 +172,19 @@ class LocalTransformer(nn.Module):
 
     def band_embedding(self, canvas_rows: torch.Tensor | None, n_patches: int,
                        device: torch.device) -> torch.Tensor | None:
-        """(N, L, dim) band embedding of N patches at `canvas_rows` (N, 2); None without bands."""
-        if self.row_emb is None:
+        """(N, L, dim) band embedding of N patches at `canvas_rows` (N, 2), plus their canvas
+        height's scale embedding (N, 1, dim) where the model has one; None without either."""
+        if self.row_emb is None and self.scale_emb is None:
             return None
         if canvas_rows is None or tuple(canvas_rows.shape) != (n_patches, 2):
             raise ValueError(f"this model needs the canvas rows of its {n_patches} patches, "
                              f"got {None if canvas_rows is None else tuple(canvas_rows.shape)}")
-        return self.row_emb[band_of_positions(self.cfg, canvas_rows.to(device))]
+        canvas_rows = canvas_rows.to(device)
+        bands = 0 if self.row_emb is None else self.row_emb[band_of_positions(self.cfg, canvas_rows)]
+        if self.scale_emb is None:
+            return bands
+        scale = scale_weights(self.cfg, canvas_rows).to(self.scale_emb.dtype) @ self.scale_emb  # (N, dim)
+        return bands + scale[:, None, :]
 
     def style_memory(self, sources: list[StyleSource | None], text_ids: torch.Tensor | None = None) -> Memory | None:
         """The memory of each source (None: no style) and caption (`text_ids` (B, T), all padding:
@@ -213,7 +220,7 @@ class LocalTransformer(nn.Module):
         cfg = self.cfg
         if positions is None:
             positions = crop_grid_positions(cfg.crop_rows, cfg.crop_cols, cfg.crop_frames, tokens.shape[0])
-        if canvas_rows is None and self.row_emb is not None:
+        if canvas_rows is None and (self.row_emb is not None or self.scale_emb is not None):
             canvas_rows = bounding_canvas_rows(cfg, positions)
         return self.forward_patches(tokens, layout, backend, positions=positions, canvas_rows=canvas_rows,
                                     memory=memory, targets=targets)[0]

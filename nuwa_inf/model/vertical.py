@@ -8,6 +8,13 @@ row. The canvas height is split into `row_bins` equal bands; a token in band b a
 `row_emb[b]` to its input. The table starts at zero, so a model given it later (fine-tuned
 from one without) starts out unchanged.
 
+Bands are fractions of the height, so they do not say how tall the canvas is — and a scene
+scales with it (a 512-px-high landscape holds in two patch rows what a 2048-px one holds in
+eight: smaller peaks, the whole sky-to-water layout in one patch). With `scale_bins` > 0 every
+token also adds the embedding of its canvas height, `scale_emb` interpolated on a log scale
+between octaves of 2 patch rows (512, 1024, 2048, 4096… px for the small preset), so one model
+can draw at several scales without mixing them. It too starts at zero.
+
 `canvas_rows` (N, 2) int64 gives, for each of N patches, the canvas token row of the patch's
 first token row and the canvas height in token rows (training crops sit at any token offset
 of their image; generated patches at whole patch rows of the canvas).
@@ -39,3 +46,17 @@ def band_of_positions(cfg: ModelConfig, canvas_rows: Tensor) -> Tensor:
     height = canvas_rows[:, 1:2].clamp_min(1)
     band = torch.div((2 * row + 1) * cfg.row_bins, 2 * height, rounding_mode="floor")  # ⌊(row+½)/height·bins⌋
     return band.clamp(0, cfg.row_bins - 1)
+
+
+def scale_weights(cfg: ModelConfig, canvas_rows: Tensor) -> Tensor:
+    """(N, 2) canvas rows → (N, scale_bins) weights of the height octaves: canvas height h token
+    rows sits at f = log2(h / (2·patch_h)), clamped to the table, between octaves ⌊f⌋ and ⌊f⌋+1."""
+    height = canvas_rows[:, 1].clamp_min(1).to(torch.float32)
+    f = torch.log2(height / (2 * cfg.patch_h)).clamp(0, cfg.scale_bins - 1)      # (N,)
+    low = f.floor().long().clamp_max(max(cfg.scale_bins - 2, 0))
+    upper = f - low                                                                 # share of octave low+1
+    weights = torch.zeros(len(height), cfg.scale_bins, device=canvas_rows.device)
+    weights.scatter_(1, low[:, None], (1 - upper)[:, None])
+    if cfg.scale_bins > 1:
+        weights.scatter_add_(1, (low + 1)[:, None], upper[:, None])
+    return weights
