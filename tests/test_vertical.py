@@ -121,3 +121,15 @@ def test_a_zero_scale_table_changes_nothing_and_a_trained_one_tells_heights_apar
         scaled.scale_emb.normal_()
     assert torch.equal(logits(banded, 4, 16), logits(banded, 8, 32))            # bands: only the fraction
     assert not torch.allclose(logits(scaled, 4, 16), logits(scaled, 8, 32))     # scale: the height too
+
+
+def test_the_scale_embedding_learns_at_its_own_rate():
+    """Its optimizer group carries `lr_scale`, which the trainer multiplies into the schedule's rate;
+    every other parameter is in exactly one group at the base rate."""
+    from nuwa_inf.train.optimizer import SCALE_EMB_LR, transformer_optimizer
+    model = tiny(row_bins=4, scale_bins=3)
+    opt = transformer_optimizer(model, lr=1e-3, weight_decay=0.1)
+    scaled = [g for g in opt.param_groups if g.get("lr_scale", 1.0) != 1.0]
+    assert len(scaled) == 1 and scaled[0]["params"] == [model.scale_emb] and scaled[0]["lr_scale"] == SCALE_EMB_LR
+    grouped = [p for g in opt.param_groups for p in g["params"]]
+    assert len(grouped) == len({id(p) for p in grouped}) == len(list(model.parameters()))

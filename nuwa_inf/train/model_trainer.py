@@ -277,7 +277,7 @@ def train_model(run: ModelRun) -> Path:
     for step in bar:
         lr = cfg.lr * warmup_cosine(step, run.steps, warmup)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         model.train()
         opt.zero_grad(set_to_none=True)
         losses = []
