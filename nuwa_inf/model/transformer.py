@@ -42,7 +42,7 @@ KIND = "transformer"
 LOSS_CHUNK = 512  # tokens whose logits a recomputed loss holds at once (token_loss)
 # Tensors a model may gain when fine-tuned (`--init`) from a checkpoint made without them:
 # zero-initialised (or feeding a zero-initialised projection), so the fine-tune starts from
-# exactly the old model: the band embedding and everything of the condition memory.
+# exactly the old model: the band and scale embeddings and everything of the condition memory.
 GAINABLE = re.compile(r"row_emb|scale_emb|memory\..+|blocks\.\d+\.cross\..+|text\..+")
 # what `freeze=text` trains: the text encoder and the text group's output projections
 TEXT_PARTS = re.compile(r"text\..+|blocks\.\d+\.cross\.text_proj\..+")

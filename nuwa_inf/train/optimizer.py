@@ -5,7 +5,8 @@ import torch
 
 # The scale embedding (model/vertical.py) is a handful of vectors that start at zero and must
 # grow to the size of the token embeddings before a fine-tune's other weights drift to mix the
-# scales: at the base rate (2e-4, 400 steps) it reached a norm of 0.03 against the tokens' 0.46.
+# scales: at the base rate (2e-4, 400 steps) it reached a norm of 0.03 against the tokens' 0.46;
+# at 30x, 0.14-0.20 (README, "Training at the scale it draws": neither run kept the scales apart).
 SCALE_EMB_LR = 30.0
 
 
