@@ -50,13 +50,9 @@ def band_of_positions(cfg: ModelConfig, canvas_rows: Tensor) -> Tensor:
 
 def scale_weights(cfg: ModelConfig, canvas_rows: Tensor) -> Tensor:
     """(N, 2) canvas rows → (N, scale_bins) weights of the height octaves: canvas height h token
-    rows sits at f = log2(h / (2·patch_h)), clamped to the table, between octaves ⌊f⌋ and ⌊f⌋+1."""
+    rows sits at f = log2(h / (2·patch_h)), clamped to the table, shared linearly between
+    octaves ⌊f⌋ and ⌊f⌋+1 (a hat function around each octave)."""
     height = canvas_rows[:, 1].clamp_min(1).to(torch.float32)
     f = torch.log2(height / (2 * cfg.patch_h)).clamp(0, cfg.scale_bins - 1)      # (N,)
-    low = f.floor().long().clamp_max(max(cfg.scale_bins - 2, 0))
-    upper = f - low                                                                 # share of octave low+1
-    weights = torch.zeros(len(height), cfg.scale_bins, device=canvas_rows.device)
-    weights.scatter_(1, low[:, None], (1 - upper)[:, None])
-    if cfg.scale_bins > 1:
-        weights.scatter_add_(1, (low + 1)[:, None], upper[:, None])
-    return weights
+    octaves = torch.arange(cfg.scale_bins, device=canvas_rows.device)             # (bins,)
+    return (1 - (f[:, None] - octaves).abs()).clamp_min(0)                         # (N, bins)

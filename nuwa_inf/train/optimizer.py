@@ -13,10 +13,11 @@ SCALE_EMB_LR = 30.0
 def transformer_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW over `model`'s trainable parameters, β = (0.9, 0.95), as every stage of the recipe
     trained; a group's `lr_scale` multiplies the schedule's rate (the scale embedding's group)."""
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
-    scale = [p for n, p in trainable if n == "scale_emb"]
-    rest = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n) and n != "scale_emb"]
+    decay, rest, scale = [], [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            matrix = parameter.dim() >= 2 and "emb" not in name
+            (scale if name == "scale_emb" else decay if matrix else rest).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
     if scale:
         groups.append({"params": scale, "weight_decay": 0.0, "lr_scale": SCALE_EMB_LR})
