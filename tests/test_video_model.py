@@ -47,7 +47,8 @@ def test_an_image_model_grown_for_video_predicts_images_as_before():
             block.attn.offset_bias.normal_()
             block.attn.offset_vec.normal_()
     video_model = LocalTransformer(tiny(extent_t=2, rope_time_dims=4)).eval()
-    grown = grow_offset_tables(dict(image_model.state_dict()), video_model.cfg.n_offsets)
+    spatial = image_model.cfg.n_offsets
+    grown = grow_offset_tables(dict(image_model.state_dict()), video_model.cfg.n_offsets, spatial)
     video_model.load_state_dict(grown)
     assert video_model.blocks[0].attn.offset_bias.shape[1] == 3 * image_model.blocks[0].attn.offset_bias.shape[1]
     cfg = image_model.cfg
@@ -60,6 +61,25 @@ def test_an_image_model_grown_for_video_predicts_images_as_before():
         after = video_model.forward_train(tokens, PatchLayout(layout.ctx_index, layout.ctx_offset,
                                                               video_model.cfg.n_offsets))
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_a_video_model_grown_to_read_two_frames_back_starts_reading_them_like_one_back():
+    """extent_t 1 → 2: the tables keep their Δt = 0 and −1 blocks, and the new Δt = −2 block is a
+    copy of the −1 block, so a patch two frames back is first read as one frame back is."""
+    torch.manual_seed(0)
+    one_back = LocalTransformer(tiny(extent_t=1, rope_time_dims=4)).eval()
+    with torch.no_grad():
+        for block in one_back.blocks:
+            block.attn.offset_bias.normal_()
+            block.attn.offset_vec.normal_()
+    two_back = LocalTransformer(tiny(extent_t=2, rope_time_dims=4)).eval()
+    spatial = one_back.cfg.n_offsets // 2
+    two_back.load_state_dict(grow_offset_tables(dict(one_back.state_dict()), two_back.cfg.n_offsets, spatial))
+    for old, new in zip(one_back.blocks, two_back.blocks, strict=True):
+        for name in ("offset_bias", "offset_vec"):
+            before, after = getattr(old.attn, name), getattr(new.attn, name)
+            assert torch.equal(after[:, :2 * spatial], before)
+            assert torch.equal(after[:, 2 * spatial:], before[:, spatial:])
 
 
 def test_clip_crops_take_the_same_window_from_consecutive_frames():

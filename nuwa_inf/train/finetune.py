@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
+
 from ..checkpoint import read_config
 from ..config import from_dict, from_preset, parse_overrides
 
@@ -48,18 +50,22 @@ def warmup_steps(total: int, finetune: bool, default_cap: int) -> int:
     return min(WARMUP_STEPS if finetune else default_cap, max(1, total // 20))
 
 
-def grow_offset_tables(tensors: dict, n_offsets: int) -> dict:
+def grow_offset_tables(tensors: dict, n_offsets: int, spatial: int) -> dict:
     """A checkpoint's tensors with the direction controller's per-offset tables (offset_vec
-    (H, O, Dh), offset_bias (H, O)) grown to `n_offsets` for a model with frames back: an image
-    model fine-tuned for video. Offsets are numbered Δt-major (ModelConfig.offset_id), so the old
-    table is the Δt = 0 block; each earlier frame starts with the same spatial terms (a patch of
-    the previous frame at (Δrow, Δcol) is first read like a neighbour of this frame there)."""
+    (H, O, Dh), offset_bias (H, O)) grown to `n_offsets` for a model that reads more frames back:
+    an image model fine-tuned for video, or a video model for a longer reach in time. Offsets
+    are numbered Δt-major in blocks of `spatial` (ModelConfig.offset_id), so the old table holds
+    the blocks Δt = 0 … −k; each new, earlier frame starts as a copy of the earliest block held
+    (a patch two frames back is first read like one frame back; one frame back, like a
+    neighbour of this frame)."""
     grown = dict(tensors)
     for name, table in tensors.items():
         if not name.endswith(("attn.offset_vec", "attn.offset_bias")):
             continue
         old = table.shape[1]
-        if old >= n_offsets or n_offsets % old:
+        if old >= n_offsets or old % spatial or n_offsets % spatial:
             continue
-        grown[name] = table.repeat(1, n_offsets // old, *([1] * (table.dim() - 2)))
+        earliest = table[:, old - spatial:]                                  # (H, spatial[, Dh])
+        extra = earliest.repeat(1, (n_offsets - old) // spatial, *([1] * (table.dim() - 2)))
+        grown[name] = torch.cat([table, extra], dim=1)
     return grown

@@ -180,7 +180,7 @@ def train_model(run: ModelRun) -> Path:
     model.text_vocab = vocab
     if init_dir is not None:
         tensors = grow_word_table(load_tensors(init_dir / "model.safetensors"), cfg.text_vocab_size)
-        tensors = grow_offset_tables(tensors, cfg.n_offsets)  # an image model fine-tuned for video
+        tensors = grow_offset_tables(tensors, cfg.n_offsets, cfg.n_offsets // (cfg.extent_t + 1))  # more frames back
         load_state_into(model, tensors, str(init_dir), may_lack=gainable(model))
     model.to(device)
 
