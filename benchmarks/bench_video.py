@@ -13,6 +13,8 @@ scored beside the real one with `nuwa_inf/eval/video_metrics.py`:
                   for anything noisy: read it beside the absolute `flicker` in the JSON
     identical     consecutive generated frames within 1 level everywhere (T − 1 = frozen)
     drift ×       block-statistics change frame 0 → T−1, generated ÷ real (1 = as far as real)
+    static        mean |L_t − L_0| (grey levels) of the generated clip where the real clip stands
+                  still (ridges, trees, the moon: `video_metrics.static_change`); real: < 2
     PSNR          frame 0 against the still: exact (148 dB printed) with the still's detail added back
                   (video/still_detail.py); `--no-still-detail`: the tokenizer's round trip bounds it
     seam          mean per-frame seam ratio (1.0 = no visible 256-px patch borders), beside
@@ -79,8 +81,8 @@ CASES = [  # (name, fixed attributes); trees come from the seed
     ("ink night, lake", {"palette": "ink", "time": "night", "water": "lake", "snow": False, "mist": True}),
 ]
 PICTURE_BYTES = 600_000  # the animated README picture
-RATIO_KEYS = ("motion_ratio", "flicker_ratio", "identical_pairs", "drift", "first_frame_psnr", "seam",
-              "seam_control", "real_seam", "real_seam_control")
+RATIO_KEYS = ("motion_ratio", "flicker_ratio", "identical_pairs", "drift", "static_change", "first_frame_psnr",
+              "seam", "seam_control", "real_seam", "real_seam_control")
 
 
 def log(message: str) -> None:
@@ -147,13 +149,14 @@ def fmt(value, digits: int = 2) -> str:
 def table_row(label: str, figures: dict) -> list[str]:
     return [label, fmt(figures["motion_ratio"]), fmt(figures["motion"]), fmt(figures["flicker_ratio"], 1),
             fmt(figures["flicker"], 3), fmt(figures["identical_pairs"]), fmt(figures["drift"]),
-            fmt(figures["first_frame_psnr"], 1), f"{fmt(figures['seam'], 3)} ({fmt(figures.get('real_seam'), 3)})",
+            fmt(figures.get("static_change"), 2), fmt(figures["first_frame_psnr"], 1),
+            f"{fmt(figures['seam'], 3)} ({fmt(figures.get('real_seam'), 3)})",
             f"{fmt(figures.get('seam_control'), 3)} ({fmt(figures.get('real_seam_control'), 3)})",
             fmt(figures.get("s_per_frame"), 1)]
 
 
-HEADERS = ["case", "motion ×", "motion", "flicker ×", "flicker", "identical", "drift ×", "PSNR", "seam (real)",
-           "mid (real)", "s / frame"]
+HEADERS = ["case", "motion ×", "motion", "flicker ×", "flicker", "identical", "drift ×", "static", "PSNR",
+           "seam (real)", "mid (real)", "s / frame"]
 
 
 def probe_hits(probe: AttributeProbe, frame: np.ndarray, attrs: dict) -> dict[str, bool]:
@@ -320,7 +323,8 @@ def run_model(args: argparse.Namespace, payload: dict) -> list[tuple[str, np.nda
         rows.append(table_row(case["name"], figures))
         pairs.append((case["name"], real, generated))
         log(f"case {i}: {case['name']}: {seconds:.1f} s, motion × {figures['motion_ratio']:.2f}, "
-            f"flicker × {figures['flicker_ratio']:.1f}, drift × {figures['drift']:.2f}")
+            f"flicker × {figures['flicker_ratio']:.1f}, drift × {figures['drift']:.2f}, "
+            f"static {figures['static_change']:.2f}")
         if args.keep_clips:
             Path(args.keep_clips).mkdir(parents=True, exist_ok=True)
             np.savez_compressed(Path(args.keep_clips) / f"case{i}.npz", real=real, generated=generated)

@@ -14,6 +14,7 @@ from nuwa_inf.eval.video_metrics import (
     frame_seam_ratio,
     identical_pairs,
     motion,
+    static_change,
 )
 
 FRAMES = 8
@@ -70,6 +71,21 @@ def test_drift_is_one_for_real_zero_frozen_and_large_for_a_scene_change(real, ot
     assert drift(with_noise(real, 1.0), real) < drift(switched, real)
 
 
+def test_static_change_reads_what_repaints_the_still_parts_and_not_the_moving_ones(real, other_scene):
+    """Where the real clip stands still, the real clip changes by at most STILL_LEVELS, a frozen
+    clip by nothing; switching to another scene changes a lot; noise changes by about its size."""
+    frozen = np.repeat(real[:1], len(real), axis=0)
+    own, share = static_change(real, real)
+    assert 0.3 < share < 1 and own <= 2
+    assert static_change(frozen, real) == (0.0, share)
+    switched = np.concatenate([real[:1], other_scene[1:]])
+    assert static_change(switched, real)[0] > 20
+    noisy = static_change(with_noise(real, 4.0), real)[0]
+    assert 2 < noisy < 6, noisy
+    with pytest.raises(ValueError, match="same T, H, W"):
+        static_change(real[:4], real)
+
+
 def test_first_frame_psnr_is_capped_for_an_exact_still_and_low_for_another_frame(real):
     assert first_frame_psnr(real, real[0]) > 100
     assert first_frame_psnr(real, real[-1]) < 40
@@ -99,6 +115,7 @@ def test_clip_figures_gathers_every_figure(real):
     figures = clip_figures(real, real, real[0])
     assert figures["drift"] == 1.0 and figures["seam"] is None and figures["first_frame_psnr"] > 100
     assert figures["seam_control"] is None
-    assert set(figures) == {"motion", "flicker", "identical_pairs", "drift", "seam", "seam_control", "first_frame_psnr"}
+    assert set(figures) == {"motion", "flicker", "identical_pairs", "drift", "static_change", "still_share", "seam",
+                            "seam_control", "first_frame_psnr"}
     with pytest.raises(ValueError, match="uint8 clip"):
         motion(real[0])

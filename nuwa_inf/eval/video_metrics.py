@@ -23,6 +23,13 @@
                      frame 0, averaged over blocks; drift = that of the clip ÷ that of the
                      reference clip (1 = moves as far as real motion does, 0 = frozen, ≫ 1 =
                      turns into another scene).
+    static_change    mean |L_t − L_0| of the generated clip over its frames, on the pixels that
+                     never change in the reference clip (every frame within STILL_LEVELS of its
+                     frame 0: ridges, trees, the moon; not the clouds, mist or water): how much
+                     of what should stand still the clip repaints (grey levels; the reference
+                     itself scores under STILL_LEVELS by construction). Drift is read per 64-px
+                     block and so forgives a moon that fades into a dark ring in its block;
+                     this figure reads it where it stands.
     first_frame_psnr frame 0 against the still an animation started from (`nuwa_inf.psnr`: an
                      exact copy reads 148 dB, its cap).
     frame_seam_ratio mean over frames of `seams.seam_ratio`: patch borders visible in the frames?
@@ -42,6 +49,7 @@ from .seams import seam_stats
 
 DRIFT_PATCH = 64  # px: blocks of the drift figure (a 512×256 frame has 32)
 IDENTICAL_LEVELS = 1  # consecutive frames within this many levels everywhere are "identical"
+STILL_LEVELS = 2      # a reference pixel whose luma stays within this of frame 0's in every frame stands still
 
 
 def check_clip(clip: np.ndarray, min_frames: int = 1) -> tuple[int, int, int]:
@@ -85,6 +93,23 @@ def identical_pairs(clip: np.ndarray) -> int:
     check_clip(clip, 1)
     pairs = zip(clip[:-1], clip[1:], strict=True)  # (frame t, frame t+1)
     return sum(int(np.abs(b.astype(np.int16) - a).max() <= IDENTICAL_LEVELS) for a, b in pairs)
+
+
+def static_change(clip: np.ndarray, reference_clip: np.ndarray) -> tuple[float, float]:
+    """(mean |L_t − L_0| of `clip` over t ≥ 1 on the pixels that stand still in `reference_clip`
+    (grey levels), the share of the frame they cover); (nan, 0) if none stands still."""
+    frames = check_clip(clip, 2)
+    if check_clip(reference_clip, 2) != frames:
+        raise ValueError(f"the clip is {clip.shape[:3]}, the reference {reference_clip.shape[:3]}: same T, H, W")
+    first = luma(reference_clip[0])
+    still = np.ones(first.shape, dtype=bool)
+    for frame in reference_clip[1:]:
+        still &= np.abs(luma(frame) - first) <= STILL_LEVELS
+    if not still.any():
+        return float("nan"), 0.0
+    start = luma(clip[0])
+    changes = [np.abs(luma(frame) - start)[still].mean(dtype=np.float64) for frame in clip[1:]]
+    return float(np.mean(changes)), float(still.mean())
 
 
 def _block_change(clip: np.ndarray, scale: FeatureScale, patch: int) -> float:
@@ -152,15 +177,19 @@ def frame_seam_control(clip: np.ndarray, patch: int = 256) -> float:
 def clip_figures(clip: np.ndarray, reference_clip: np.ndarray, still: np.ndarray | None = None,
                  patch: int = 256) -> dict:
     """Every figure of `clip` beside `reference_clip` (a real clip of the same size): the clip's own
-    motion, flicker and identical pairs, its drift ratio, its seam ratio and mid-patch control (None
-    for frames of one patch) and, given the still, the first-frame PSNR."""
+    motion, flicker and identical pairs, its drift ratio, its change where the reference stands
+    still (and the share of the frame that is), its seam ratio and mid-patch control (None for
+    frames of one patch) and, given the still, the first-frame PSNR."""
     _, height, width = check_clip(clip, 3)
     seams = max(width, height) > patch
+    change, still_share = static_change(clip, reference_clip)
     return {
         "motion": motion(clip),
         "flicker": flicker(clip),
         "identical_pairs": identical_pairs(clip),
         "drift": drift(clip, reference_clip),
+        "static_change": change,
+        "still_share": still_share,
         "seam": frame_seam_ratio(clip, patch) if seams else None,
         "seam_control": frame_seam_control(clip, patch) if seams else None,
         "first_frame_psnr": None if still is None else first_frame_psnr(clip, still),
