@@ -17,6 +17,7 @@ TEXT_STEPS=${TEXT_STEPS:-600}
 STYLE_STEPS=${STYLE_STEPS:-1000}
 SCALE_STEPS=${SCALE_STEPS:-600}
 VIDEO_STEPS=${VIDEO_STEPS:-400}
+VIDEO_MORE_STEPS=${VIDEO_MORE_STEPS:-800}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -162,6 +163,17 @@ $BIN/nuwa-inf train model --video --frames 3 --data "$RUN/data/clips24" --val-da
      echo --init "$RUN/model_memory" --set crop_rows=1 --set crop_cols=2 --set rope_time_dims=8 \
        --set text_len=32 --set lr=3e-4 )
 
-# 6. export fp16 weights into the package: stage 4h's transformer, stage 5's tokenizer
+# 7b. the video transformer trained further (2026-12-06): 96 new clips of the current renderer (seeds
+#     from 31000) with their mirror copies, 800 steps at 2e-4 from stage 7's weights, 1 thread
+#     (≈ 35 min; pre-tokenising the 96 clips ≈ 10 min at 2 threads); validation 3.08 bits/token
+[ -f "$RUN/data/clips96/.done" ] || {
+  $BIN/nuwa-inf data procedural --video --frames 16 --width 512 --height 256 --count 96 --seed 31000 \
+    --out "$RUN/data/clips96"; touch "$RUN/data/clips96/.done"; }
+$BIN/nuwa-inf train model --video --frames 3 --data "$RUN/data/clips96" --val-data "$RUN/data/clips_val" \
+  --out "$RUN/video_more" --steps "$VIDEO_MORE_STEPS" --save-every 25 --val-every 100 --keep-best \
+  $( [ -f "$RUN/video_more/checkpoints/latest.json" ] && echo --resume || \
+     echo --init "$RUN/video_model" --set lr=2e-4 )
+
+# 6. export fp16 weights into the package: stage 4h's transformer, stage 5's tokenizer, stage 7b's video
 $BIN/python -m nuwa_inf.assets.export "$RUN/model_scale" nuwa_inf/assets/default "$RUN/tokenizer_texture"
-$BIN/python -m nuwa_inf.assets.export "$RUN/video_model" nuwa_inf/assets/default --video
+$BIN/python -m nuwa_inf.assets.export "$RUN/video_more" nuwa_inf/assets/default --video

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from .keep_motion import MAX_TEMPERATURE
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -48,12 +50,14 @@ DEFAULT_DRAWN_CODE_PRIOR = 1.0
 # target share of token places that change per frame (keep_motion.py): a patch whose neighbourhood
 # changed less between the two frames before it is sampled hotter. 0 turns it off. Measured with
 # benchmarks/bench_video.py (4 held-out stills, 16 frames, seed 0; motion per case (day / sunset / night /
-# snowy), flicker, drift × real's, seam): 0 → 0.62 / 0.70 / 0.32 / 0.60, 0.3, 2.19, 1.03; 0.1 → 0.85 / 0.92 /
-# 0.50 / 0.76, 0.5, 2.68, 1.02; 0.15 → 0.95 / 1.10 / 0.57 / 0.91, 0.6, 2.64, 1.01; 0.2 → 1.00 / 1.07 / 0.61 /
-# 0.94, 0.6, 3.33, 1.02; seed 1: 0 → night 0.34, 0.15 → 0.91 / 1.01 / 0.60 / 0.91, drift 2.74, seam 0.99.
-# A frame 0 drawn from a prompt moves enough without it (text-to-video, 8 frames: motion 1.27 at 0, every
-# case in 0.5–2×; at 0.15 1.48, the night clip 2.04×), so there it is off
-DEFAULT_KEEP_MOTION = 0.15
+# snowy), flicker, drift × real's, seam). The first video model (stage 7, cap 0.6): 0 → 0.62 / 0.70 / 0.32 /
+# 0.60, 0.3, 2.19, 1.03; 0.1 → 0.85 / 0.92 / 0.50 / 0.76, 0.5, 2.68, 1.02; 0.15 → 0.95 / 1.10 / 0.57 / 0.91, 0.6,
+# 2.64, 1.01; 0.2 → 1.00 / 1.07 / 0.61 / 0.94, 0.6, 3.33, 1.02. Stage 7b (2026-12-06, fifth session), which
+# copies more surely, with the cap at 0.9: 0.15 → 0.90 / 1.16 / 0.51 / 0.83, 0.4, 2.68; 0.25 → 1.08 / 1.38 /
+# 0.51 / 0.91, 0.3, 2.44 (seed 1: 1.16 / 1.36 / 0.67 / 0.64, mean 0.96, drift 2.27); at 0.15 with the old cap
+# 0.50 / 0.62 / 0.36 / 0.48. A frame 0 drawn from a prompt moves enough without it (text-to-video, 8 frames:
+# motion 1.27 at 0, every case in 0.5–2×; at 0.15 1.48, the night clip 2.04×), so there it is off
+DEFAULT_KEEP_MOTION = 0.25
 DEFAULT_DRAWN_KEEP_MOTION = 0.0
 
 
@@ -277,7 +281,8 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
     parser.add_argument("--keep-motion", type=float, default=None, metavar="R",
                         help="keep the clip moving: where fewer than R of the tokens around a patch changed "
-                             "between the two frames before it, sample it hotter (up to 0.6; 0 = off; default "
+                             f"between the two frames before it, sample it hotter (up to {MAX_TEMPERATURE:g}; 0 = off; "
+                             "default "
                              f"{DEFAULT_KEEP_MOTION:g}, {DEFAULT_DRAWN_KEEP_MOTION:g} for a frame 0 drawn from a "
                              "prompt)")
     parser.add_argument("--no-deflicker", action="store_true",
