@@ -175,7 +175,7 @@ class Model:
         the penalty on codes the still does not use near each height (infer/code_prior.py; None: the
         clip default, `infer.clip_cli.DEFAULT_ANIMATE_CODE_PRIOR`); `keep_motion` the share of tokens
         per frame below which a patch is sampled hotter (infer/keep_motion.py; None: the clip default,
-        `infer.clip_cli.DEFAULT_KEEP_MOTION`, and `DEFAULT_DRAWN_KEEP_MOTION` for a drawn frame 0)."""
+        `infer.clip_cli.DEFAULT_KEEP_MOTION`)."""
         still = to_rgb(image)
         return self._clip_job(still, still.shape[1], still.shape[0], frames, fps, seed, text, guidance,
                               temperature, top_k, top_p, batch, order, output, overwrite, run_dir, progress,

@@ -114,7 +114,7 @@ def test_clip_does_not_depend_on_batch_size_and_resumes_identically(video_model,
     spec = ClipSpec(width=128, height=64, frames=4, animate=True, model_hash=bundle.weights_hash,
                     temperature=defaults.temperature, persistence=defaults.persistence,
                     code_prior=defaults.code_prior_strength(drawn=False),
-                    keep_motion=defaults.keep_motion_share(drawn=False))    # as run_clip's above
+                    keep_motion=defaults.keep_motion_share)    # as run_clip's above
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
     killed = ClipRun(bundle, spec, run_dir, image, batch=1, progress=False, on_progress=stop_after_three)

@@ -55,10 +55,10 @@ DEFAULT_DRAWN_CODE_PRIOR = 1.0
 # 2.64, 1.01; 0.2 → 1.00 / 1.07 / 0.61 / 0.94, 0.6, 3.33, 1.02. Stage 7b (2026-12-06, fifth session), which
 # copies more surely, with the cap at 0.9: 0.15 → 0.90 / 1.16 / 0.51 / 0.83, 0.4, 2.68; 0.25 → 1.08 / 1.38 /
 # 0.51 / 0.91, 0.3, 2.44 (seed 1: 1.16 / 1.36 / 0.67 / 0.64, mean 0.96, drift 2.27); at 0.15 with the old cap
-# 0.50 / 0.62 / 0.36 / 0.48. A frame 0 drawn from a prompt moves enough without it (text-to-video, 8 frames:
-# motion 1.27 at 0, every case in 0.5–2×; at 0.15 1.48, the night clip 2.04×), so there it is off
+# 0.50 / 0.62 / 0.36 / 0.48. Text-to-video (a frame 0 drawn from the prompt, 8 frames): stage 7 moved enough
+# without it (motion 1.27 at 0, every case in 0.5–2×; at 0.15 1.48, the night clip 2.04×); stage 7b at 0 moved
+# 0.28 / 0.67 / 0.55 / 0.41 with identical frames, at 0.25 0.61 / 1.07 / 1.42 / 0.84, so it is on there too
 DEFAULT_KEEP_MOTION = 0.25
-DEFAULT_DRAWN_KEEP_MOTION = 0.0
 
 
 @dataclass
@@ -81,7 +81,7 @@ class ClipSettings:
     first_frame: str = "auto"   # text-to-video's frame 0: "image" (drawn by the image transformer,
                                 # first_frame.py), "clip" (by the video transformer), "auto": image where
                                 # the model has an image transformer beside its video one
-    keep_motion: float | None = None  # keep_motion.py; None: DEFAULT_KEEP_MOTION / DEFAULT_DRAWN_KEEP_MOTION
+    keep_motion: float | None = None  # keep_motion.py; None: DEFAULT_KEEP_MOTION
 
     def check(self) -> None:
         from ..errors import UserError
@@ -115,12 +115,10 @@ class ClipSettings:
             return self.code_prior
         return DEFAULT_DRAWN_CODE_PRIOR if drawn else DEFAULT_ANIMATE_CODE_PRIOR
 
-    def keep_motion_share(self, drawn: bool) -> float:
-        """keep_motion.py's target rate for a clip whose frame 0 is given or sampled (`drawn` False)
-        or drawn from the prompt."""
-        if self.keep_motion is not None:
-            return self.keep_motion
-        return DEFAULT_DRAWN_KEEP_MOTION if drawn else DEFAULT_KEEP_MOTION
+    @property
+    def keep_motion_share(self) -> float:
+        """keep_motion.py's target rate: `keep_motion`, or DEFAULT_KEEP_MOTION where it is None."""
+        return DEFAULT_KEEP_MOTION if self.keep_motion is None else self.keep_motion
 
     @property
     def guidance_scale(self) -> float:
@@ -179,7 +177,7 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
                     guidance=settings.guidance_scale, persistence=settings.persistence,
                     first_frame_temperature=settings.first_frame_temperature, first_frame=first_frame,
                     code_prior=settings.code_prior_strength(drawn=first_frame == "image"),
-                    keep_motion=settings.keep_motion_share(drawn=first_frame == "image"))
+                    keep_motion=settings.keep_motion_share)
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
@@ -281,10 +279,8 @@ def clip_flags(parser: argparse.ArgumentParser) -> None:
                              f"less motion (default {DEFAULT_PERSISTENCE:g})")
     parser.add_argument("--keep-motion", type=float, default=None, metavar="R",
                         help="keep the clip moving: where fewer than R of the tokens around a patch changed "
-                             f"between the two frames before it, sample it hotter (up to {MAX_TEMPERATURE:g}; 0 = off; "
-                             "default "
-                             f"{DEFAULT_KEEP_MOTION:g}, {DEFAULT_DRAWN_KEEP_MOTION:g} for a frame 0 drawn from a "
-                             "prompt)")
+                             f"between the two frames before it, sample it hotter (up to {MAX_TEMPERATURE:g}; "
+                             f"0 = off; default {DEFAULT_KEEP_MOTION:g})")
     parser.add_argument("--no-deflicker", action="store_true",
                         help="write the frames as sampled, without the temporal median of three frames that "
                              "removes back-and-forth shimmer (video/deflicker.py)")
