@@ -133,3 +133,12 @@ def test_the_scale_embedding_learns_at_its_own_rate():
     assert len(scaled) == 1 and scaled[0]["params"] == [model.scale_emb] and scaled[0]["lr_scale"] == SCALE_EMB_LR
     grouped = [p for g in opt.param_groups for p in g["params"]]
     assert len(grouped) == len({id(p) for p in grouped}) == len(list(model.parameters()))
+
+
+def test_set_rate_gives_every_group_the_schedule_times_its_scale():
+    """The trainer and test-time adaptation set the rate the same way: the scale embedding's group
+    at SCALE_EMB_LR times the schedule's rate, the others at it."""
+    from nuwa_inf.train.optimizer import SCALE_EMB_LR, set_rate, transformer_optimizer
+    opt = transformer_optimizer(tiny(row_bins=4, scale_bins=3), lr=1e-3, weight_decay=0.1)
+    set_rate(opt, 2e-4)
+    assert sorted(g["lr"] for g in opt.param_groups) == [2e-4, 2e-4, 2e-4 * SCALE_EMB_LR]

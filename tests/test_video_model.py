@@ -73,7 +73,7 @@ def test_a_video_model_grown_to_read_two_frames_back_starts_reading_them_like_on
             block.attn.offset_bias.normal_()
             block.attn.offset_vec.normal_()
     two_back = LocalTransformer(tiny(extent_t=2, rope_time_dims=4)).eval()
-    spatial = one_back.cfg.n_offsets // 2
+    spatial = one_back.cfg.offsets_per_frame
     two_back.load_state_dict(grow_offset_tables(dict(one_back.state_dict()), two_back.cfg.n_offsets, spatial))
     for old, new in zip(one_back.blocks, two_back.blocks, strict=True):
         for name in ("offset_bias", "offset_vec"):

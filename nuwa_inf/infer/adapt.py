@@ -39,7 +39,7 @@ from ..checkpoint import load_tensors, save_tensors
 from ..errors import UserError
 from ..train.crop_layout import sample_crop_contexts
 from ..train.crop_loss import crop_loss
-from ..train.optimizer import transformer_optimizer
+from ..train.optimizer import set_rate, transformer_optimizer
 from ..train.schedule import warmup_cosine
 from ..train.token_cache import TokenCropSampler
 
@@ -84,8 +84,7 @@ def adapt_to_input(transformer, grid: np.ndarray, canvas: tuple[int, int], steps
     model.train()
     bar = tqdm(range(steps), desc="adapting to the input", dynamic_ncols=True, disable=not progress)
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr * warmup_cosine(step, steps, warmup)
+        set_rate(opt, lr * warmup_cosine(step, steps, warmup))
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(ADAPT_BATCH):  # one crop at a time: the activations of one crop are held at once

@@ -78,9 +78,14 @@ class ModelConfig:
         return self.dim // self.heads
 
     @property
+    def offsets_per_frame(self) -> int:
+        """Number of distinct spatial offsets (Δrow, Δcol) a context patch can have in one frame."""
+        return (2 * self.extent_h + 1) * (2 * self.extent_w + 1)
+
+    @property
     def n_offsets(self) -> int:
         """Number of distinct relative offsets (Δt, Δrow, Δcol) a context patch can have."""
-        return (self.extent_t + 1) * (2 * self.extent_h + 1) * (2 * self.extent_w + 1)
+        return (self.extent_t + 1) * self.offsets_per_frame
 
     def offset_id(self, dt: int, dr: int, dc: int) -> int:
         """Index of relative offset (Δt ≤ 0, Δrow, Δcol) of a context patch, in [0, n_offsets)."""

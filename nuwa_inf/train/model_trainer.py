@@ -39,7 +39,7 @@ from .crop_loss import crop_loss
 from .finetune import grow_offset_tables, resolve_config, warmup_steps
 from .loop import finish_step
 from .memory_crops import training_memory
-from .optimizer import transformer_optimizer
+from .optimizer import set_rate, transformer_optimizer
 from .schedule import warmup_cosine
 from .state import latest_checkpoint, load_training, rank_tensors, restore_rank_state, save_training, trim_log
 from .token_cache import TokenCropSampler, pretokenize
@@ -180,7 +180,7 @@ def train_model(run: ModelRun) -> Path:
     model.text_vocab = vocab
     if init_dir is not None:
         tensors = grow_word_table(load_tensors(init_dir / "model.safetensors"), cfg.text_vocab_size)
-        tensors = grow_offset_tables(tensors, cfg.n_offsets, cfg.n_offsets // (cfg.extent_t + 1))  # more frames back
+        tensors = grow_offset_tables(tensors, cfg.n_offsets, cfg.offsets_per_frame)  # more frames back
         load_state_into(model, tensors, str(init_dir), may_lack=gainable(model))
     model.to(device)
 
@@ -276,8 +276,7 @@ def train_model(run: ModelRun) -> Path:
                disable=not dist.is_main())
     for step in bar:
         lr = cfg.lr * warmup_cosine(step, run.steps, warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+        set_rate(opt, lr)
         model.train()
         opt.zero_grad(set_to_none=True)
         losses = []

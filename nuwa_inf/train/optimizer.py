@@ -22,3 +22,9 @@ def transformer_optimizer(model: torch.nn.Module, lr: float, weight_decay: float
     if scale:
         groups.append({"params": scale, "weight_decay": 0.0, "lr_scale": SCALE_EMB_LR})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+
+
+def set_rate(opt: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's rate `lr` into every group of `opt`, times the group's `lr_scale`."""
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
