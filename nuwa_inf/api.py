@@ -144,14 +144,17 @@ class Model:
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
                  batch: int = 16, text: str = "", guidance: float | None = None,
+                 canvas_prior: float | None = None,
                  output: str | os.PathLike | None = None, overwrite: bool = False,
                  run_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None) -> Image.Image | Path:
         """Generation of a `width`×`height` canvas (raster order by default) from a prompt
-        (`text`) or unconditional; the arguments mean what they mean for `extend`."""
+        (`text`) or unconditional; the arguments mean what they mean for `extend`. canvas_prior:
+        the penalty on codes far in colour from what the canvas already holds near each height
+        (infer/canvas_prior.py; 0: off; None: `infer.cli.DEFAULT_CANVAS_PRIOR`)."""
         settings = CanvasSettings(width=width, height=height, order=order, seed=seed, temperature=temperature,
                                   top_k=top_k, top_p=top_p, min_p=min_p, batch=batch, text=text,
-                                  guidance=guidance)
+                                  guidance=guidance, canvas_prior=canvas_prior)
         return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
 
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",

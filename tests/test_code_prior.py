@@ -37,6 +37,27 @@ def test_a_wide_reach_allows_every_code_the_input_uses_at_every_height():
     assert torch.all(prior[:, :12] == 0) and torch.all(prior[:, 12:] == -1)
 
 
+def test_graded_by_colour_a_far_code_pays_more_than_a_near_one():
+    known = np.array([[0, 1], [1, 0]])                      # the input uses codes 0 and 1 in every row
+    colours = np.array([[0.50, 0.50, 0.50], [0.55, 0.50, 0.50],    # 0, 1: the input's greys
+                        [0.58, 0.52, 0.50],                          # 2: a near shade
+                        [0.50, 0.50, 0.70],                          # 3: between NEAR and FAR
+                        [0.00, 0.00, 0.00]], dtype=np.float32)       # 4: black, far from both
+    flat = row_code_prior(known, 0, 3, vocab=5)
+    graded = row_code_prior(known, 0, 3, vocab=5, colours=colours, far_extra=2.0)
+    assert torch.equal(graded[:, :3], flat[:, :3])           # used codes 0; a near shade the plain −1
+    assert torch.all(graded[:, 4] == -3.0)                   # the far one: −1 − far_extra
+    assert torch.all((graded[:, 3] < -1.0) & (graded[:, 3] > -3.0))
+    assert torch.equal(row_code_prior(known, 0, 3, vocab=5, colours=colours, far_extra=0.0), flat)
+
+
+def test_graded_the_palette_is_each_rows_own():
+    known = np.array([[0], [0], [0], [1], [1], [1]])       # rows 0-2 draw with code 0 (white), 3-5 with 1 (black)
+    colours = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.05, 0.05, 0.05]], dtype=np.float32)  # 2: near black
+    graded = row_code_prior(known, 0, 6, vocab=3, reach=1, colours=colours, far_extra=2.0)
+    assert graded[0, 2] == -3.0 and graded[5, 2] == -1.0     # near-black: far in the white rows, near in the black
+
+
 def extend(model: Path, source: Path, out_dir: Path, name: str, *extra: str) -> np.ndarray:
     """`nuwa-inf extend` of `source` (128×192) to 640×192 with `model`: the output image."""
     assert main(["extend", str(source), "-o", str(out_dir / f"{name}.png"), "--width", "640", "--height", "192",

@@ -47,6 +47,10 @@ DEFAULT_FIRST_ROW_TEMPERATURE = 0.7
 # what the input lacks. Measured with benchmarks/bench_continuation.py (4 held-out 8192×2048 cases,
 # stage 4h, two sampling seeds): see README, "Continuation against the truth"
 DEFAULT_CODE_PRIOR = 1.0
+# a job without an input (generate, text-to-video's frame 0): codes far in colour from what the canvas
+# already holds near each height get −W × their farness (infer/canvas_prior.py), unless --canvas-prior
+# says otherwise
+DEFAULT_CANVAS_PRIOR = 0.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
 # benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
@@ -80,6 +84,8 @@ class CanvasSettings:
     colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
     code_prior: float | None = None  # penalty on codes the input does not use near each height (infer/code_prior.py);
                                      # None: DEFAULT_CODE_PRIOR without a prompt, 0 with one
+    canvas_prior: float | None = None  # without an input: far colours' penalty (infer/canvas_prior.py);
+                                       # None: DEFAULT_CANVAS_PRIOR
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
@@ -91,6 +97,10 @@ class CanvasSettings:
     @property
     def code_prior_strength(self) -> float:
         return (0.0 if self.text else DEFAULT_CODE_PRIOR) if self.code_prior is None else self.code_prior
+
+    @property
+    def canvas_prior_strength(self) -> float:
+        return DEFAULT_CANVAS_PRIOR if self.canvas_prior is None else self.canvas_prior
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -121,6 +131,8 @@ class CanvasSettings:
             raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
         if self.code_prior is not None and not 0 <= self.code_prior <= 10:
             raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
+        if self.canvas_prior is not None and not 0 <= self.canvas_prior <= 10:
+            raise UserError(f"--canvas-prior must lie in [0, 10], got {self.canvas_prior}")
         if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
             raise UserError(f"--adapt must lie in [0, {MAX_ADAPT_STEPS}] steps, got {self.adapt}")
         if not 0 <= self.style_weight <= 1:
@@ -157,6 +169,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
     whose saved job differs from `settings` in anything is refused (the CLI only checks
     that the input and the model are the same, and takes the rest from the saved job).
     """
+    from . import code_prior
     from .engine import CanvasRun, JobSpec, check_disk_space, open_run_dir
     from .placement import place
 
@@ -175,6 +188,8 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
                    colour_prior=settings.colour_prior, code_prior=settings.code_prior_strength,
+                   code_prior_far=code_prior.FAR_EXTRA if settings.code_prior_strength > 0 else 0.0,
+                   canvas_prior=settings.canvas_prior_strength if image is None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)
     if not resume:
@@ -223,6 +238,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
+        parser.add_argument("--canvas-prior", type=float, default=None, metavar="W",
+                            help="without an input (generate): codes far in colour from what the canvas already "
+                                 "holds near a row's height get −W × their farness there, so one patch cannot "
+                                 f"switch the scene (default {DEFAULT_CANVAS_PRIOR:g}; 0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
@@ -270,6 +289,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior,
                           code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight,
+                          canvas_prior=getattr(args, "canvas_prior", None),
                           adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 
 

@@ -14,6 +14,11 @@ the colour prior (colour_prior.py), which judged codes by their colour and so pe
 ink codes that ridges are drawn with, this one keeps every code the input draws with at that
 height, structure included.
 
+Graded by colour (`colours` given): an unused code whose colour (colour_prior.code_colours) lies
+far from every colour the input's codes have within reach pays up to `far_extra` more, from
+NEAR to FAR in RGB distance: a dark bar in a pale sky pays −1 − far_extra, while a code of a
+near shade (the truth's purple-grey beside the input's orange) keeps the plain −1.
+
 Deterministic in the input's tokens (the input's kept token rectangle, the same on a resumed
 run), so per-patch RNG, batch invariance and resume stay exact.
 """
@@ -23,24 +28,62 @@ import numpy as np
 import torch
 
 REACH = 8  # input token rows on each side of a canvas row whose codes are that row's own
+NEAR = 0.10  # RGB distance (in [0, 1]) to the row's nearest used colour below which no extra applies
+FAR = 0.30   # ... and from which the whole extra applies (linear between)
+FAR_EXTRA = 0.0  # extend's default extra penalty for far colours (0: the flat prior)
 
 
 def row_code_prior(known: np.ndarray, first_row: int, canvas_rows: int, vocab: int,
-                   reach: int = REACH) -> torch.Tensor:
+                   reach: int = REACH, colours: np.ndarray | None = None, far_extra: float = 0.0) -> torch.Tensor:
     """(canvas_rows, vocab) float32: 0 for the codes that `known` (h, w), the input's tokens
     whose first row is canvas token row `first_row`, uses within `reach` rows of each canvas
-    row (rows outside the input's span read its nearest row), −1 for every other code."""
+    row (rows outside the input's span read its nearest row), −1 for every other code, down to
+    −1 − `far_extra` for one whose colour (`colours`, (vocab, 3)) is far from all the used ones."""
     h = known.shape[0]
     if h == 0 or known.shape[1] == 0:
         raise ValueError("the code prior needs the input's tokens")
-    used = np.zeros((h, vocab), dtype=bool)                  # used[r, c]: code c occurs in input row r
-    used[np.repeat(np.arange(h), known.shape[1]), known.reshape(-1)] = True
-    # rows within reach, as a running window: cumulative counts per code over the input rows
-    counts = np.concatenate([np.zeros((1, vocab), np.int32), np.cumsum(used, axis=0, dtype=np.int32)])
     inside = np.clip(np.arange(canvas_rows) - first_row, 0, h - 1)  # each canvas row's nearest input row
-    lo, hi = np.clip(inside - reach, 0, h), np.clip(inside + reach + 1, 0, h)
-    allowed = (counts[hi] - counts[lo]) > 0                   # (canvas_rows, vocab)
-    return torch.from_numpy(np.where(allowed, 0.0, -1.0).astype(np.float32))
+    allowed = codes_within_reach(codes_by_row(known, vocab), inside, reach)   # (canvas_rows, vocab)
+    prior = np.where(allowed, 0.0, -1.0).astype(np.float32)
+    if colours is not None and far_extra > 0:
+        prior -= far_extra * colour_farness(allowed, colours)
+    return torch.from_numpy(prior)
+
+
+def codes_by_row(tokens: np.ndarray, vocab: int) -> np.ndarray:
+    """(h, vocab) bool: whether code c occurs in row r of `tokens` (h, w); negative entries
+    (not drawn yet) are skipped."""
+    h, w = tokens.shape
+    rows, codes = np.repeat(np.arange(h), w), tokens.reshape(-1)
+    drawn = codes >= 0
+    used = np.zeros((h, vocab), dtype=bool)
+    used[rows[drawn], codes[drawn]] = True
+    return used
+
+
+def codes_within_reach(used: np.ndarray, rows: np.ndarray, reach: int) -> np.ndarray:
+    """(len(rows), vocab) bool: the codes `used` (h, vocab) within `reach` rows of each of `rows`
+    (row indices into `used`), as a running window of cumulative counts."""
+    h, vocab = used.shape
+    counts = np.concatenate([np.zeros((1, vocab), np.int32), np.cumsum(used, axis=0, dtype=np.int32)])
+    lo, hi = np.clip(rows - reach, 0, h), np.clip(rows + reach + 1, 0, h)
+    return (counts[hi] - counts[lo]) > 0
+
+
+def colour_farness(allowed: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(rows, V) in [0, 1]: how far each code's colour lies from the nearest colour of the codes
+    `allowed` (rows, V) in that row: 0 within NEAR, 1 from FAR; 0 where a code is allowed, 1 for
+    every code of a row that allows none."""
+    palette = torch.from_numpy(np.asarray(colours, dtype=np.float32))          # (V, 3)
+    farness = np.zeros(allowed.shape, dtype=np.float32)
+    windows, row_of = np.unique(allowed, axis=0, return_inverse=True)           # rows share few windows
+    for w, used in enumerate(windows):
+        if not used.any():
+            farness[row_of.reshape(-1) == w] = 1.0
+            continue
+        nearest = torch.cdist(palette, palette[torch.from_numpy(used)]).min(dim=1).values.numpy()  # (V,)
+        farness[row_of.reshape(-1) == w] = np.clip((nearest - NEAR) / (FAR - NEAR), 0.0, 1.0)
+    return np.where(allowed, 0.0, farness)
 
 
 def patch_row_bias(prior: torch.Tensor | None, patches: list, patch_h: int) -> torch.Tensor | None:

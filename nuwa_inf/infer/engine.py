@@ -38,6 +38,7 @@ from ..model.text import check_prompt
 from ..tokenizer.tiled import decode_tiled, encode_tiled
 from .adapt import adapted_model
 from .border_blend import bands, blend_band, blend_width, in_any_band
+from .canvas_prior import canvas_colour_prior
 from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
 from .detail import fit_alpha, fit_window, job_alpha, scale_fine
@@ -82,6 +83,10 @@ class JobSpec:
     first_row_temperature: float | None = None   # a patch's first token row (None: `temperature`)
     colour_prior: float = 0.0        # strength of the input's palette at each height (colour_prior.py); 0: off
     code_prior: float = 0.0          # penalty on codes the input does not use near each height (code_prior.py)
+    # ... and up to this much more on such a code whose colour is far from every used one (code_prior.py).
+    # 0 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
+    code_prior_far: float = 0.0
+    canvas_prior: float = 0.0        # without an input: −W × colour farness from what is drawn near each height
     # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
     # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
     # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
@@ -343,7 +348,9 @@ class CanvasRun:
             prior += spec.colour_prior * row_prior(self.image, spec.y0, rows, colours, pl.f)
         ty0, tx0, ty1, tx1 = pl.known_tokens()
         if spec.code_prior > 0 and ty1 > ty0 and tx1 > tx0:
-            prior += spec.code_prior * row_code_prior(tokens[ty0:ty1, tx0:tx1], ty0, rows, self.cfg.vocab_size)
+            colours = code_colours(self.bundle.tokenizer) if spec.code_prior_far > 0 else None
+            prior += spec.code_prior * row_code_prior(tokens[ty0:ty1, tx0:tx1], ty0, rows, self.cfg.vocab_size,
+                                                      colours=colours, far_extra=spec.code_prior_far)
         return prior
 
     # -- the run ------------------------------------------------------------------------
@@ -380,12 +387,14 @@ class CanvasRun:
             start_wave = 0
             self._save_state(0, tokens, decoded)
         self.prior = self._logit_prior(tokens)
+        colours = code_colours(self.bundle.tokenizer) if self.image is None and spec.canvas_prior > 0 else None
         total = len(self.schedule.order)
         done = sum(len(w) for w in self.waves[:start_wave])
         bar = tqdm(total=total, initial=done, unit="patch", desc="generating", dynamic_ncols=True,
                    disable=not self.progress, mininterval=1.0)
         started, made, last_save = time.monotonic(), 0, time.monotonic()
         for w in range(start_wave, len(self.waves)):
+            prior = self.prior if colours is None else spec.canvas_prior * canvas_colour_prior(tokens, colours)
             for start in range(0, len(self.waves[w]), self.batch):
                 chunk = self.waves[w][start:start + self.batch]
                 given = np.stack([self._patch(tokens, p) for p in chunk])
@@ -395,7 +404,7 @@ class CanvasRun:
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
                                         first_row_temperature=spec.first_row_temperature,
-                                        row_bias=patch_row_bias(self.prior, chunk, cfg.patch_h), min_p=spec.min_p)
+                                        row_bias=patch_row_bias(prior, chunk, cfg.patch_h), min_p=spec.min_p)
                 for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):
