@@ -371,7 +371,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            input_guidance=args.input_guidance,
                                            input_blind=args.input_blind,
                                            colour_prior=args.colour_prior, code_prior=args.code_prior,
-                                           adapt=args.adapt, detail_match=args.detail_match,
+                                           code_prior_far=args.code_prior_far, adapt=args.adapt,
+                                           detail_match=args.detail_match,
                                            **prompt_settings(case, args)
                                            ).convert("RGB"))
             walls["nuwa-inf"] = time.monotonic() - started
@@ -446,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-prior", type=float, default=0.0, help="extend's colour prior strength (0: off)")
     parser.add_argument("--code-prior", type=float, default=None,
                         help="extend's code prior strength (0: off; default: extend's)")
+    parser.add_argument("--code-prior-far", type=float, default=None,
+                        help="extend's extra code prior on far colours (0: the flat prior; default: extend's)")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="extend's test-time adaptation to the piece (0: off)")
     parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",

@@ -98,7 +98,7 @@ class Model:
                text: str = "", guidance: float | None = None,
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
-               code_prior: float | None = None,
+               code_prior: float | None = None, code_prior_far: float | None = None,
                style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0, detail_match: bool = True,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
@@ -119,7 +119,9 @@ class Model:
         the input's palette at each height on every code's logit (infer/colour_prior.py; 0: off).
         code_prior: the logit penalty on codes the input does not use near each height
         (infer/code_prior.py; 0: off; None: extend's measured default without a prompt,
-        `infer.cli.DEFAULT_CODE_PRIOR`, and off with one).
+        `infer.cli.DEFAULT_CODE_PRIOR`, and off with one); code_prior_far: up to how much more (× the
+        strength) a code pays whose colour is far from every colour the input's codes have near that
+        height (None: `infer.cli.DEFAULT_CODE_PRIOR_FAR`).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
@@ -137,7 +139,8 @@ class Model:
                                   blend=blend, edge_tokens=edge_tokens, text=text, guidance=guidance,
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
-                                  colour_prior=colour_prior, code_prior=code_prior, style_weight=style_weight,
+                                  colour_prior=colour_prior, code_prior=code_prior, code_prior_far=code_prior_far,
+                                  style_weight=style_weight,
                                   adapt=adapt, detail_match=detail_match)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 

@@ -108,6 +108,48 @@ def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(m
     assert foreign_share(strong_tokens) < 0.02
 
 
+def test_graded_a_job_draws_fewer_far_colours_and_stays_exact(model_dir, tmp_path, monkeypatch):
+    """`--code-prior-far`: with NEAR and FAR scaled to the tiny untrained decoder (its codes all
+    decode within a few hundredths of one grey-green), the extension draws fewer of the codes
+    far in colour from the input's at their height than the flat prior does, and still does not
+    depend on the batch."""
+    from nuwa_inf.infer import code_prior
+    from nuwa_inf.infer.colour_prior import code_colours
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bundle = load_bundle(model_dir)
+    colours = code_colours(bundle.tokenizer)
+    spread = float(np.linalg.norm(colours - np.median(colours, axis=0), axis=1).max())
+    monkeypatch.setattr(code_prior, "NEAR", 0.05 * spread)
+    monkeypatch.setattr(code_prior, "FAR", 0.3 * spread)
+    image = np.zeros((192, 128, 3), dtype=np.uint8)
+    image[:, :, 1] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+
+    def tokens_of(name, *extra):
+        image = extend(model_dir, source, tmp_path, name, "--run-dir", str(tmp_path / name), "--code-prior", "1",
+                       *extra)
+        state = json.loads((tmp_path / name / "state.json").read_text())
+        return image, np.load(tmp_path / name / state["files"]["tokens"])
+
+    (flat, flat_tokens), (graded, graded_tokens) = tokens_of("flat"), tokens_of("graded", "--code-prior-far", "10")
+    assert np.array_equal(graded, tokens_of("graded1", "--code-prior-far", "10", "--batch", "1")[0])
+    assert not np.array_equal(flat, graded)
+    cfg = bundle.transformer.cfg
+    pl = replace(place(640, 192, 128, 192, "center", bundle.tokenizer.downsample, cfg.patch_h, cfg.patch_w), edge=2)
+    ty0, tx0, ty1, tx1 = pl.known_tokens()
+    prior = row_code_prior(flat_tokens[ty0:ty1, tx0:tx1], ty0, flat_tokens.shape[0], bundle.tokenizer.codebook_size,
+                           colours=colours, far_extra=1.0).numpy()
+
+    def far_share(tokens):
+        outside = np.concatenate([tokens[:, :tx0 - 2], tokens[:, tx1 + 2:]], axis=1)
+        return float(np.mean(prior[np.arange(len(outside))[:, None], outside] < -1.5))
+
+    assert far_share(flat_tokens) > 0.02
+    assert far_share(graded_tokens) < 0.5 * far_share(flat_tokens)
+
+
 def test_extend_applies_it_by_default_and_not_with_a_prompt(tmp_path_factory, tmp_path):
     """Without a prompt extend's default is DEFAULT_CODE_PRIOR; with one (which may ask for what
     the input lacks) it is off unless asked for."""

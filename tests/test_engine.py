@@ -117,6 +117,8 @@ def test_killed_run_resumes_to_the_same_image(model_dir, input_png, tmp_path):
     (["--min-p", "1.5"], "--min-p"),
     (["--style-weight", "2"], "--style-weight"),
     (["--code-prior", "-1"], "--code-prior"),
+    (["--code-prior-far", "11"], "--code-prior-far"),
+    (["--canvas-prior", "-2"], "--canvas-prior"),
     (["--adapt", "-1"], "--adapt"),
     (["--anchor", "5000,0"], "outside"),
 ])

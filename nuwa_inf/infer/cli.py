@@ -47,6 +47,11 @@ DEFAULT_FIRST_ROW_TEMPERATURE = 0.7
 # what the input lacks. Measured with benchmarks/bench_continuation.py (4 held-out 8192×2048 cases,
 # stage 4h, two sampling seeds): see README, "Continuation against the truth"
 DEFAULT_CODE_PRIOR = 1.0
+# ... and how much more, at most, a code pays there whose colour is far from every colour the input's
+# codes have near that height (infer/code_prior.py), unless --code-prior-far says otherwise. Measured
+# with benchmarks/bench_continuation.py and by the dark and pale specks in the main job's sky: README,
+# "Continuation against the truth"
+DEFAULT_CODE_PRIOR_FAR = 0.0
 # a job without an input (generate, text-to-video's frame 0): codes far in colour from what the canvas
 # already holds near each height get −W × their farness (infer/canvas_prior.py), unless --canvas-prior
 # says otherwise
@@ -84,6 +89,7 @@ class CanvasSettings:
     colour_prior: float = 0.0       # strength of the input's palette at each height (infer/colour_prior.py)
     code_prior: float | None = None  # penalty on codes the input does not use near each height (infer/code_prior.py);
                                      # None: DEFAULT_CODE_PRIOR without a prompt, 0 with one
+    code_prior_far: float | None = None  # up to this much more for a far colour; None: DEFAULT_CODE_PRIOR_FAR
     canvas_prior: float | None = None  # without an input: far colours' penalty (infer/canvas_prior.py);
                                        # None: DEFAULT_CANVAS_PRIOR
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
@@ -97,6 +103,10 @@ class CanvasSettings:
     @property
     def code_prior_strength(self) -> float:
         return (0.0 if self.text else DEFAULT_CODE_PRIOR) if self.code_prior is None else self.code_prior
+
+    @property
+    def code_prior_far_extra(self) -> float:
+        return DEFAULT_CODE_PRIOR_FAR if self.code_prior_far is None else self.code_prior_far
 
     @property
     def canvas_prior_strength(self) -> float:
@@ -131,6 +141,8 @@ class CanvasSettings:
             raise UserError(f"--colour-prior must lie in [0, 10], got {self.colour_prior}")
         if self.code_prior is not None and not 0 <= self.code_prior <= 10:
             raise UserError(f"--code-prior must lie in [0, 10], got {self.code_prior}")
+        if self.code_prior_far is not None and not 0 <= self.code_prior_far <= 10:
+            raise UserError(f"--code-prior-far must lie in [0, 10], got {self.code_prior_far}")
         if self.canvas_prior is not None and not 0 <= self.canvas_prior <= 10:
             raise UserError(f"--canvas-prior must lie in [0, 10], got {self.canvas_prior}")
         if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
@@ -169,7 +181,6 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
     whose saved job differs from `settings` in anything is refused (the CLI only checks
     that the input and the model are the same, and takes the rest from the saved job).
     """
-    from . import code_prior
     from .engine import CanvasRun, JobSpec, check_disk_space, open_run_dir
     from .placement import place
 
@@ -188,7 +199,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    first_row_temperature=settings.first_row_temperature, edge_tokens=settings.edge_tokens,
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
                    colour_prior=settings.colour_prior, code_prior=settings.code_prior_strength,
-                   code_prior_far=code_prior.FAR_EXTRA if settings.code_prior_strength > 0 else 0.0,
+                   code_prior_far=settings.code_prior_far_extra if settings.code_prior_strength > 0 else 0.0,
                    canvas_prior=settings.canvas_prior_strength if image is None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)
@@ -238,6 +249,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--colour-prior", type=float, default=0.0, metavar="W",
                             help="carry the input's palette at each height: W × the log-density of the input's "
                                  "colours in that row added to every code's logit (0 = off)")
+        parser.add_argument("--code-prior-far", type=float, default=None, metavar="E",
+                            help="with the code prior: a code whose colour is far from every colour the input's "
+                                 "codes have near a row's height pays up to E × W more there (default "
+                                 f"{DEFAULT_CODE_PRIOR_FAR:g}; 0 = the flat prior)")
         parser.add_argument("--canvas-prior", type=float, default=None, metavar="W",
                             help="without an input (generate): codes far in colour from what the canvas already "
                                  "holds near a row's height get −W × their farness there, so one patch cannot "
@@ -289,6 +304,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           edge_tokens=args.edge_tokens, input_guidance=args.input_guidance,
                           input_blind=args.input_blind, colour_prior=args.colour_prior,
                           code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight,
+                          code_prior_far=getattr(args, "code_prior_far", None),
                           canvas_prior=getattr(args, "canvas_prior", None),
                           adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 

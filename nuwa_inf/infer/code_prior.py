@@ -30,7 +30,6 @@ import torch
 REACH = 8  # input token rows on each side of a canvas row whose codes are that row's own
 NEAR = 0.10  # RGB distance (in [0, 1]) to the row's nearest used colour below which no extra applies
 FAR = 0.30   # ... and from which the whole extra applies (linear between)
-FAR_EXTRA = 0.0  # extend's default extra penalty for far colours (0: the flat prior)
 
 
 def row_code_prior(known: np.ndarray, first_row: int, canvas_rows: int, vocab: int,
