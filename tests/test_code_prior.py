@@ -33,8 +33,21 @@ def test_each_row_allows_the_codes_the_input_uses_within_reach():
 
 def test_a_wide_reach_allows_every_code_the_input_uses_at_every_height():
     known = np.arange(12).reshape(4, 3)
-    prior = row_code_prior(known, first_row=0, canvas_rows=4, vocab=16, reach=4)
+    prior = row_code_prior(known, first_row=1, canvas_rows=6, vocab=16, reach=4)
     assert torch.all(prior[:, :12] == 0) and torch.all(prior[:, 12:] == -1)
+
+
+def test_the_canvas_edge_rows_allow_only_the_input_codes_of_that_row():
+    """The encoder pads at the canvas's top and bottom, so its codes there are edge codes of
+    their own: where the input spans the canvas's height, row 0 keeps to the input's row 0 and
+    the last row to its last, whatever the reach."""
+    known = np.arange(12).reshape(4, 3)
+    prior = row_code_prior(known, first_row=0, canvas_rows=4, vocab=16, reach=4)
+    assert set(np.flatnonzero(prior[0].numpy() == 0)) == {0, 1, 2}
+    assert set(np.flatnonzero(prior[3].numpy() == 0)) == {9, 10, 11}
+    assert torch.all(prior[1:3, :12] == 0)
+    inside = row_code_prior(known, first_row=1, canvas_rows=6, vocab=16, reach=4)   # not at an edge: all
+    assert torch.all(inside[:, :12] == 0)
 
 
 def test_graded_by_colour_a_far_code_pays_more_than_a_near_one():
@@ -105,7 +118,7 @@ def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(m
         return float(np.mean([(prior[r, outside[r]] < 0).numpy() for r in range(outside.shape[0])]))
 
     assert foreign_share(plain_tokens) > 0.2
-    assert foreign_share(strong_tokens) < 0.02
+    assert foreign_share(strong_tokens) < 0.05
 
 
 def test_graded_a_job_draws_fewer_far_colours_and_stays_exact(model_dir, tmp_path, monkeypatch):

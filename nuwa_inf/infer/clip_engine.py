@@ -132,7 +132,9 @@ class ClipRun:
         drifts by); None when off or when frame 0 is sampled. Read from the tokens, so resume-exact."""
         if not self.given_first or self.spec.code_prior <= 0:
             return None
-        return self.spec.code_prior * row_code_prior(tokens[0], 0, self.tok_h, self.cfg.vocab_size)
+        # the edge rows as any other: the clips' figures were measured so (README, Video)
+        return self.spec.code_prior * row_code_prior(tokens[0], 0, self.tok_h, self.cfg.vocab_size,
+                                                     edge_rows=False)
 
     def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w

@@ -14,6 +14,13 @@ the colour prior (colour_prior.py), which judged codes by their colour and so pe
 ink codes that ridges are drawn with, this one keeps every code the input draws with at that
 height, structure included.
 
+The canvas's top and bottom token rows are an exception: the encoder pads there (in training as
+for the input), so its codes in those rows are edge codes of their own, which decode to the
+sky's colour only as the first (last) row. Where the input reaches those rows, only its codes of
+that very row are allowed there: with the reach of other rows, the model put the input's
+second-row edge code into the first row of a night extension, which decodes as a blue glow
+along the top.
+
 Graded by colour (`colours` given): an unused code whose colour (colour_prior.code_colours) lies
 far from every colour the input's codes have within reach pays up to `far_extra` more, from
 NEAR to FAR in RGB distance: a dark bar in a pale sky pays −1 − far_extra, while a code of a
@@ -33,16 +40,26 @@ FAR = 0.30   # ... and from which the whole extra applies (linear between)
 
 
 def row_code_prior(known: np.ndarray, first_row: int, canvas_rows: int, vocab: int,
-                   reach: int = REACH, colours: np.ndarray | None = None, far_extra: float = 0.0) -> torch.Tensor:
+                   reach: int = REACH, colours: np.ndarray | None = None, far_extra: float = 0.0,
+                   edge_rows: bool = True) -> torch.Tensor:
     """(canvas_rows, vocab) float32: 0 for the codes that `known` (h, w), the input's tokens
     whose first row is canvas token row `first_row`, uses within `reach` rows of each canvas
     row (rows outside the input's span read its nearest row), −1 for every other code, down to
-    −1 − `far_extra` for one whose colour (`colours`, (vocab, 3)) is far from all the used ones."""
+    −1 − `far_extra` for one whose colour (`colours`, (vocab, 3)) is far from all the used ones;
+    with `edge_rows`, the canvas's first and last rows, where the input spans them, read only
+    the input's own first and last rows."""
     h = known.shape[0]
     if h == 0 or known.shape[1] == 0:
         raise ValueError("the code prior needs the input's tokens")
     inside = np.clip(np.arange(canvas_rows) - first_row, 0, h - 1)  # each canvas row's nearest input row
-    allowed = codes_within_reach(codes_by_row(known, vocab), inside, reach)   # (canvas_rows, vocab)
+    used = codes_by_row(known, vocab)                                    # (h, vocab)
+    allowed = codes_within_reach(used, inside, reach)                    # (canvas_rows, vocab)
+    # the canvas's top and bottom token rows are the encoder's edge rows (it pads there, in training
+    # as for the input): where the input reaches them, only its own codes of that row are that row's
+    if edge_rows and first_row == 0:
+        allowed[0] = used[0]
+    if edge_rows and first_row + h == canvas_rows:
+        allowed[-1] = used[-1]
     prior = np.where(allowed, 0.0, -1.0).astype(np.float32)
     if colours is not None and far_extra > 0:
         prior -= far_extra * colour_farness(allowed, colours)
