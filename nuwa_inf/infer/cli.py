@@ -51,7 +51,7 @@ DEFAULT_CODE_PRIOR = 1.0
 # codes have near that height (infer/code_prior.py), unless --code-prior-far says otherwise. Measured
 # with benchmarks/bench_continuation.py and by the dark and pale specks in the main job's sky: README,
 # "Continuation against the truth"
-DEFAULT_CODE_PRIOR_FAR = 0.0
+DEFAULT_CODE_PRIOR_FAR = 2.0
 # a job without an input (generate, text-to-video's frame 0): codes far in colour from what the canvas
 # already holds near each height get −W × their farness (infer/canvas_prior.py), unless --canvas-prior
 # says otherwise
