@@ -200,6 +200,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    input_guidance=settings.input_guidance, input_blind=settings.input_blind,
                    colour_prior=settings.colour_prior, code_prior=settings.code_prior_strength,
                    code_prior_far=settings.code_prior_far_extra if settings.code_prior_strength > 0 else 0.0,
+                   code_prior_edge_rows=True,
                    canvas_prior=settings.canvas_prior_strength if image is None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)

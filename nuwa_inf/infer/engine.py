@@ -86,6 +86,9 @@ class JobSpec:
     # ... and up to this much more on such a code whose colour is far from every used one (code_prior.py).
     # 0 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
     code_prior_far: float = 0.0
+    # keep the canvas's top and bottom token rows to the input's own codes of those rows (code_prior.py).
+    # False here, so that runs saved before the rule resume as they were; new jobs get True
+    code_prior_edge_rows: bool = False
     canvas_prior: float = 0.0        # without an input: −W × colour farness from what is drawn near each height
     # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
     # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
@@ -350,7 +353,8 @@ class CanvasRun:
         if spec.code_prior > 0 and ty1 > ty0 and tx1 > tx0:
             colours = code_colours(self.bundle.tokenizer) if spec.code_prior_far > 0 else None
             prior += spec.code_prior * row_code_prior(tokens[ty0:ty1, tx0:tx1], ty0, rows, self.cfg.vocab_size,
-                                                      colours=colours, far_extra=spec.code_prior_far)
+                                                      colours=colours, far_extra=spec.code_prior_far,
+                                                      edge_rows=spec.code_prior_edge_rows)
         return prior
 
     # -- the run ------------------------------------------------------------------------
