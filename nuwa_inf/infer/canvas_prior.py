@@ -31,6 +31,4 @@ def canvas_colour_prior(tokens: np.ndarray, colours: np.ndarray, reach: int = RE
     nothing drawn within reach."""
     rows = tokens.shape[0]
     allowed = codes_within_reach(codes_by_row(tokens, len(colours)), np.arange(rows), reach)  # (rows, V)
-    farness = colour_farness(allowed, colours)
-    farness[~allowed.any(axis=1)] = 0.0                 # nothing drawn near this height yet: no palette
-    return torch.from_numpy(-farness)
+    return torch.from_numpy(-colour_farness(allowed, colours))

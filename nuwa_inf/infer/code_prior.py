@@ -88,14 +88,13 @@ def codes_within_reach(used: np.ndarray, rows: np.ndarray, reach: int) -> np.nda
 
 def colour_farness(allowed: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """(rows, V) in [0, 1]: how far each code's colour lies from the nearest colour of the codes
-    `allowed` (rows, V) in that row: 0 within NEAR, 1 from FAR; 0 where a code is allowed, 1 for
-    every code of a row that allows none."""
+    `allowed` (rows, V) in that row: 0 within NEAR, 1 from FAR; 0 where a code is allowed, and 0
+    for every code of a row that allows none (no palette there to be far from)."""
     palette = torch.from_numpy(np.asarray(colours, dtype=np.float32))          # (V, 3)
     farness = np.zeros(allowed.shape, dtype=np.float32)
     windows, row_of = np.unique(allowed, axis=0, return_inverse=True)           # rows share few windows
     for w, used in enumerate(windows):
         if not used.any():
-            farness[row_of.reshape(-1) == w] = 1.0
             continue
         nearest = torch.cdist(palette, palette[torch.from_numpy(used)]).min(dim=1).values.numpy()  # (V,)
         farness[row_of.reshape(-1) == w] = np.clip((nearest - NEAR) / (FAR - NEAR), 0.0, 1.0)

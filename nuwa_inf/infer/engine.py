@@ -346,12 +346,12 @@ class CanvasRun:
             return None
         rows = pl.rows * self.cfg.patch_h
         prior = torch.zeros(rows, self.cfg.vocab_size)
+        needs_colours = spec.colour_prior > 0 or (spec.code_prior > 0 and spec.code_prior_far > 0)
+        colours = code_colours(self.bundle.tokenizer) if needs_colours else None
         if spec.colour_prior > 0:
-            colours = code_colours(self.bundle.tokenizer)
             prior += spec.colour_prior * row_prior(self.image, spec.y0, rows, colours, pl.f)
         ty0, tx0, ty1, tx1 = pl.known_tokens()
         if spec.code_prior > 0 and ty1 > ty0 and tx1 > tx0:
-            colours = code_colours(self.bundle.tokenizer) if spec.code_prior_far > 0 else None
             prior += spec.code_prior * row_code_prior(tokens[ty0:ty1, tx0:tx1], ty0, rows, self.cfg.vocab_size,
                                                       colours=colours, far_extra=spec.code_prior_far,
                                                       edge_rows=spec.code_prior_edge_rows)
