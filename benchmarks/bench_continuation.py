@@ -372,6 +372,7 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            input_blind=args.input_blind,
                                            colour_prior=args.colour_prior, code_prior=args.code_prior,
                                            code_prior_far=args.code_prior_far, adapt=args.adapt,
+                                           neighbour_match=args.neighbour_match,
                                            detail_match=args.detail_match,
                                            **prompt_settings(case, args)
                                            ).convert("RGB"))
@@ -451,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extend's extra code prior on far colours (0: the flat prior; default: extend's)")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="extend's test-time adaptation to the piece (0: off)")
+    parser.add_argument("--neighbour-match", type=float, default=None,
+                        help="extend's share of the input's votes (0: off; default: extend's)")
     parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",
                         help="extend without matching the decoder's finest detail to the piece's")
     parser.add_argument("--caption", choices=("none", "truth"), default="none",

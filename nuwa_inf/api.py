@@ -99,6 +99,7 @@ class Model:
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                code_prior: float | None = None, code_prior_far: float | None = None,
+               neighbour_match: float | None = None,
                style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0, detail_match: bool = True,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
@@ -121,7 +122,10 @@ class Model:
         (infer/code_prior.py; 0: off; None: extend's measured default without a prompt,
         `infer.cli.DEFAULT_CODE_PRIOR`, and off with one); code_prior_far: up to how much more (× the
         strength) a code pays whose colour is far from every colour the input's codes have near that
-        height (None: `infer.cli.DEFAULT_CODE_PRIOR_FAR`).
+        height (None: `infer.cli.DEFAULT_CODE_PRIOR_FAR`). neighbour_match: the share of each
+        token's probabilities given to the input's votes, the codes it puts where its neighbourhood
+        looks like the token's (infer/neighbour_match.py; 0: off; None:
+        `infer.cli.DEFAULT_NEIGHBOUR_MATCH`).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
@@ -140,7 +144,7 @@ class Model:
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
                                   colour_prior=colour_prior, code_prior=code_prior, code_prior_far=code_prior_far,
-                                  style_weight=style_weight,
+                                  neighbour_match=neighbour_match, style_weight=style_weight,
                                   adapt=adapt, detail_match=detail_match)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 

@@ -56,6 +56,10 @@ DEFAULT_CODE_PRIOR_FAR = 2.0
 # already holds near each height get −W × their farness (infer/canvas_prior.py), unless --canvas-prior
 # says otherwise
 DEFAULT_CANVAS_PRIOR = 0.0
+# extend: the share of each token's probabilities that the input's votes take (codes the input puts
+# where its neighbourhood looks like the token's; infer/neighbour_match.py), unless --neighbour-match
+# says otherwise
+DEFAULT_NEIGHBOUR_MATCH = 0.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
 # benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
@@ -92,6 +96,8 @@ class CanvasSettings:
     code_prior_far: float | None = None  # up to this much more for a far colour; None: DEFAULT_CODE_PRIOR_FAR
     canvas_prior: float | None = None  # without an input: far colours' penalty (infer/canvas_prior.py);
                                        # None: DEFAULT_CANVAS_PRIOR
+    neighbour_match: float | None = None  # with an input: the share of its votes (infer/neighbour_match.py);
+                                          # None: DEFAULT_NEIGHBOUR_MATCH
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
@@ -111,6 +117,10 @@ class CanvasSettings:
     @property
     def canvas_prior_strength(self) -> float:
         return DEFAULT_CANVAS_PRIOR if self.canvas_prior is None else self.canvas_prior
+
+    @property
+    def neighbour_match_share(self) -> float:
+        return DEFAULT_NEIGHBOUR_MATCH if self.neighbour_match is None else self.neighbour_match
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -145,6 +155,8 @@ class CanvasSettings:
             raise UserError(f"--code-prior-far must lie in [0, 10], got {self.code_prior_far}")
         if self.canvas_prior is not None and not 0 <= self.canvas_prior <= 10:
             raise UserError(f"--canvas-prior must lie in [0, 10], got {self.canvas_prior}")
+        if self.neighbour_match is not None and not 0 <= self.neighbour_match <= 1:
+            raise UserError(f"--neighbour-match must lie in [0, 1], got {self.neighbour_match}")
         if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
             raise UserError(f"--adapt must lie in [0, {MAX_ADAPT_STEPS}] steps, got {self.adapt}")
         if not 0 <= self.style_weight <= 1:
@@ -202,6 +214,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    code_prior_far=settings.code_prior_far_extra if settings.code_prior_strength > 0 else 0.0,
                    code_prior_edge_rows=True,
                    canvas_prior=settings.canvas_prior_strength if image is None else 0.0,
+                   neighbour_match=settings.neighbour_match_share if image is not None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)
     if not resume:
@@ -258,6 +271,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                             help="without an input (generate): codes far in colour from what the canvas already "
                                  "holds near a row's height get −W × their farness there, so one patch cannot "
                                  f"switch the scene (default {DEFAULT_CANVAS_PRIOR:g}; 0 = off)")
+        parser.add_argument("--neighbour-match", type=float, default=None, metavar="L",
+                            help="with an input: mix the input's votes into each token's probabilities at "
+                                 "share L (the codes the input puts where its neighbourhood looks like the "
+                                 f"token's, near the same height; default {DEFAULT_NEIGHBOUR_MATCH:g}; 0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
@@ -307,6 +324,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           code_prior=getattr(args, "code_prior", None), style_weight=args.style_weight,
                           code_prior_far=getattr(args, "code_prior_far", None),
                           canvas_prior=getattr(args, "canvas_prior", None),
+                          neighbour_match=getattr(args, "neighbour_match", None),
                           adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 
 

@@ -42,6 +42,7 @@ from .canvas_prior import canvas_colour_prior
 from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
 from .detail import fit_alpha, fit_window, job_alpha, scale_fine
+from .neighbour_match import InputNeighbours, PatchNeighbours, code_digits
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
 from .waves import context_layout, prefill_known
@@ -91,6 +92,7 @@ class JobSpec:
     # False here, so that runs saved before the rule resume as they were; new jobs get True
     code_prior_edge_rows: bool = False
     canvas_prior: float = 0.0        # without an input: −W × colour farness from what is drawn near each height
+    neighbour_match: float = 0.0     # share of the input's votes in each token's probabilities (neighbour_match.py)
     # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
     # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
     # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
@@ -358,6 +360,15 @@ class CanvasRun:
                                                       edge_rows=spec.code_prior_edge_rows)
         return prior
 
+    def _match_source(self, tokens: np.ndarray) -> InputNeighbours | None:
+        """The input's kept tokens, ready to vote on each token's code (neighbour_match.py), or
+        None when the match is off or there is no input."""
+        ty0, tx0, ty1, tx1 = self.placement.known_tokens()
+        if self.image is None or self.spec.neighbour_match <= 0 or ty1 <= ty0 or tx1 <= tx0:
+            return None
+        digits = code_digits(tuple(self.bundle.tokenizer.cfg.fsq_levels), self.cfg.vocab_size)
+        return InputNeighbours(tokens[ty0:ty1, tx0:tx1], ty0, digits)
+
     # -- the run ------------------------------------------------------------------------
     def run(self, resume: bool) -> PixelCanvas:
         spec, pl, cfg = self.spec, self.placement, self.cfg
@@ -392,6 +403,7 @@ class CanvasRun:
             start_wave = 0
             self._save_state(0, tokens, decoded)
         self.prior = self._logit_prior(tokens)
+        match_source = self._match_source(tokens)
         colours = code_colours(self.bundle.tokenizer) if self.image is None and spec.canvas_prior > 0 else None
         total = len(self.schedule.order)
         done = sum(len(w) for w in self.waves[:start_wave])
@@ -400,16 +412,20 @@ class CanvasRun:
         started, made, last_save = time.monotonic(), 0, time.monotonic()
         for w in range(start_wave, len(self.waves)):
             prior = self.prior if colours is None else spec.canvas_prior * canvas_colour_prior(tokens, colours)
+            before_wave = tokens.copy() if match_source is not None else None  # a wave's patches do not see each other
             for start in range(0, len(self.waves[w]), self.batch):
                 chunk = self.waves[w][start:start + self.batch]
                 given = np.stack([self._patch(tokens, p) for p in chunk])
                 forced = torch.from_numpy(given.astype(np.int64)) if (given >= 0).any() else None
                 uniforms = patch_uniforms(spec.seed, chunk, cfg.patch_tokens)
+                match = (None if match_source is None else
+                         PatchNeighbours(match_source, before_wave, chunk, cfg.patch_h, cfg.patch_w, cfg.vocab_size))
                 new, kv = sample_guided(self.samplers, self.guidance, self._layout(chunk), patch_rows_cols(chunk),
                                         uniforms, spec.temperature, spec.top_k, spec.top_p, forced=forced,
                                         canvas_rows=self._canvas_rows(chunk),
                                         first_row_temperature=spec.first_row_temperature,
-                                        row_bias=patch_row_bias(prior, chunk, cfg.patch_h), min_p=spec.min_p)
+                                        row_bias=patch_row_bias(prior, chunk, cfg.patch_h), min_p=spec.min_p,
+                                        match=match, match_weight=spec.neighbour_match)
                 for pool, (k, v) in zip(self.pools, kv, strict=True):
                     pool.add(chunk, k, v)
                 for i, p in enumerate(chunk):

@@ -43,7 +43,8 @@ def patch_canvas_rows(positions: list[Pos], canvas_token_rows: int, patch_h: int
 
 
 def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int,
-                top_p: float, min_p: float = 0.0) -> torch.Tensor:
+                top_p: float, min_p: float = 0.0, mix: torch.Tensor | None = None,
+                mix_weight: float = 0.0) -> torch.Tensor:
     """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64.
 
     Truncations, after the temperature: `top_k` keeps the k likeliest codes, `top_p` the
@@ -63,6 +64,9 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
         drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
         probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+    if mix is not None and mix_weight > 0:
+        weight = mix_weight * (mix.sum(-1, keepdim=True) > 0)                       # (n, 1)
+        probs = (1 - weight) * probs / probs.sum(-1, keepdim=True) + weight * mix.to(probs.dtype)
     cdf = probs.cumsum(-1)
     target = uniforms.unsqueeze(-1).to(cdf.dtype) * cdf[:, -1:]
     return torch.searchsorted(cdf, target).squeeze(-1).clamp_max(logits.shape[-1] - 1)
@@ -159,7 +163,8 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
                   uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   forced: torch.Tensor | None = None, canvas_rows: torch.Tensor | None = None,
                   first_row_temperature: float | None = None, prefer: torch.Tensor | None = None,
-                  prefer_bias: float = 0.0, row_bias: torch.Tensor | None = None, min_p: float = 0.0):
+                  prefer_bias: float = 0.0, row_bias: torch.Tensor | None = None, min_p: float = 0.0,
+                  match=None, match_weight: float = 0.0):
     """Sample n patches with one sampler, or with [conditional, unconditional] and classifier-free
     guidance: logits = uncond + guidance · (cond − uncond). Both branches read their own pool
     through the same `layout` (their pools take the same patches in the same order, so their
@@ -169,6 +174,8 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
     temperature): a clip's persistence, the token the same place held in the frame before.
     `row_bias` (n, patch_h, V) is added to the logits of every token of that patch row (before the
     temperature): the input's colour prior (infer/colour_prior.py). `min_p`: see `pick_tokens`.
+    `match(t, tokens)` → (n, V) probabilities for token t given the tokens drawn so far, mixed in
+    at `match_weight` (infer/neighbour_match.py; `pick_tokens`'s `mix`).
     → (tokens (n, P), [(K, V) per sampler])."""
     cfg = samplers[0].cfg
     n = layout.ctx_index.shape[0]
@@ -188,8 +195,9 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
         if row_bias is not None:
             mixed = mixed + row_bias[:, t // cfg.patch_w].to(mixed.dtype)
         first_row = first_row_temperature is not None and t < cfg.patch_w
+        votes = match(t, tokens) if match is not None and match_weight > 0 else None
         next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p,
-                               min_p)
+                               min_p, votes, match_weight)
         if forced is not None:
             next_ids = torch.where(forced[:, t] >= 0, forced[:, t], next_ids)
         tokens[:, t] = next_ids
