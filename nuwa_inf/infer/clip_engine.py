@@ -45,6 +45,9 @@ from .waves import context_layout, prefill_known
 from .writers import export_png
 
 MAX_FRAMES = 10_000
+# the code prior's edge rule (code_prior.py: the canvas's first and last token rows keep to frame 0's
+# own codes of those rows) on a clip's drawn frames; off: the clips' figures were measured without it
+CODE_PRIOR_EDGE_ROWS = False
 
 
 @dataclass
@@ -132,9 +135,8 @@ class ClipRun:
         drifts by); None when off or when frame 0 is sampled. Read from the tokens, so resume-exact."""
         if not self.given_first or self.spec.code_prior <= 0:
             return None
-        # the edge rows as any other: the clips' figures were measured so (README, Video)
         return self.spec.code_prior * row_code_prior(tokens[0], 0, self.tok_h, self.cfg.vocab_size,
-                                                     edge_rows=False)
+                                                     edge_rows=CODE_PRIOR_EDGE_ROWS)
 
     def _set_patch(self, tokens: np.ndarray, pos, values: np.ndarray) -> None:
         ph, pw = self.cfg.patch_h, self.cfg.patch_w

@@ -47,12 +47,13 @@ from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
 from .waves import context_layout, prefill_known
 
-# decode tiles (token rows, cols). The tile is the main job's peak memory: decoding 128×96 tokens
-# of the bundled tokenizer in 128×48 tiles (full-height strips of a 2048-px canvas: no vertical
-# margin, only the horizontal 2 × 7 of 48 columns decoded twice) took 1150 MiB above the process's
-# base, in 64×48 tiles 575 MiB in the same time (8–9 s, 2 threads; the margin's extra rows cost
-# less than the large tile's cache misses); 128×24 700 MiB, 32×32 345 MiB but 25 % slower
-DECODE_TILE = (64, 48)
+# decode tiles (token rows, cols). The tile is the main job's peak memory, and decoding is about as
+# long as sampling. Decoding 128×288 tokens of the bundled tokenizer (2 threads, back to back):
+# 128×48 tiles (full-height strips of a 2048-px canvas: no vertical margin, only 2 × 7 of 48
+# columns decoded twice) 20.1 s and 1150 MiB above the process's base; 64×64 21.5 s, 708 MiB;
+# 64×48 22.7 s, 575 MiB; 128×32 22.2 s, 945 MiB. The main job peaked at 2052 MiB at 128×48, at
+# 1656 MiB at 64×64 (README, "Measured figures")
+DECODE_TILE = (64, 64)
 CHECKPOINT_SECONDS = float(os.environ.get("NUWA_CHECKPOINT_SECONDS", "20"))
 
 
