@@ -119,6 +119,7 @@ def test_killed_run_resumes_to_the_same_image(model_dir, input_png, tmp_path):
     (["--code-prior", "-1"], "--code-prior"),
     (["--code-prior-far", "11"], "--code-prior-far"),
     (["--canvas-prior", "-2"], "--canvas-prior"),
+    (["--neighbour-match", "1.5"], "--neighbour-match"),
     (["--adapt", "-1"], "--adapt"),
     (["--anchor", "5000,0"], "outside"),
 ])
