@@ -47,8 +47,8 @@ from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
 from .waves import context_layout, prefill_known
 
-# decode tiles (token rows, cols). The tile is the main job's peak memory, and decoding is about as
-# long as sampling. Decoding 128×288 tokens of the bundled tokenizer (2 threads, back to back):
+# decode tiles (token rows, cols). The tile is the main job's peak memory, and decoding is a third or
+# more of its time. Decoding 128×288 tokens of the bundled tokenizer (2 threads, back to back):
 # 128×48 tiles (full-height strips of a 2048-px canvas: no vertical margin, only 2 × 7 of 48
 # columns decoded twice) 20.1 s and 1150 MiB above the process's base; 64×64 21.5 s, 708 MiB;
 # 64×48 22.7 s, 575 MiB; 128×32 22.2 s, 945 MiB. The main job peaked at 2052 MiB at 128×48, at
