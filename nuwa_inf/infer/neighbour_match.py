@@ -41,7 +41,6 @@ def neighbourhood(radius: int) -> tuple[tuple[int, int], ...]:
     return tuple((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx)
 
 
-
 def code_digits(levels: tuple[int, ...], vocab: int) -> torch.Tensor:
     """(vocab, channels) float32: each FSQ code's level on each channel, scaled to [−1, 1]."""
     basis = np.cumprod((1,) + tuple(levels[:-1]))
@@ -52,7 +51,7 @@ def code_digits(levels: tuple[int, ...], vocab: int) -> torch.Tensor:
 
 class InputNeighbours:
     """The input's kept tokens `known` (h, w), whose first row is canvas token row `first_row`,
-    with each token's 8 neighbours' digits, ready to vote."""
+    with the digits of each token's neighbours (`neighbourhood(radius)`), ready to vote."""
 
     def __init__(self, known: np.ndarray, first_row: int, digits: torch.Tensor, rows: int = ROWS,
                  tau: float = TAU, radius: int | None = None):
