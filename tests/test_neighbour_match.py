@@ -15,11 +15,13 @@ from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.neighbour_match import InputNeighbours, PatchNeighbours, code_digits, neighbourhood
 from nuwa_inf.infer.placement import place
 from nuwa_inf.model.sampler import pick_tokens
+from nuwa_inf.tokenizer.quantizer import FSQ
 
 LEVELS = (8, 8, 8, 8)
 VOCAB = 8 ** 4
 SKY, DARK, PALE = 5, 100, 3000
 OFFSETS = neighbourhood(1)  # the default radius's
+QUANTIZER = FSQ(LEVELS, in_channels=4)
 
 
 def striped_input() -> np.ndarray:
@@ -44,14 +46,14 @@ def likeliest(votes: torch.Tensor) -> int:
 
 
 def test_code_digits_span_minus_one_to_one_per_channel():
-    digits = code_digits(LEVELS, VOCAB)
+    digits = code_digits(QUANTIZER)
     assert digits.shape == (VOCAB, 4)
     assert torch.equal(digits[0], torch.full((4,), -1.0)) and torch.equal(digits[VOCAB - 1], torch.ones(4))
     assert torch.allclose(digits[1], torch.tensor([-1 + 2 / 7, -1.0, -1.0, -1.0]))
 
 
 def test_votes_follow_what_the_input_puts_beside_a_neighbourhood_like_this():
-    source = InputNeighbours(striped_input(), first_row=0, digits=code_digits(LEVELS, VOCAB))
+    source = InputNeighbours(striped_input(), first_row=0, digits=code_digits(QUANTIZER))
     votes = source.votes(torch.cat([neighbours(e=DARK), neighbours(w=PALE), neighbours(n=SKY, nw=SKY, ne=SKY)]),
                          source.voters([5, 6, 1]), VOCAB)
     assert torch.allclose(votes.sum(-1), torch.ones(3, dtype=votes.dtype))
@@ -61,7 +63,7 @@ def test_votes_follow_what_the_input_puts_beside_a_neighbourhood_like_this():
 
 
 def test_votes_keep_to_the_height_nothing_known_gives_the_rows_codes():
-    source = InputNeighbours(striped_input(), first_row=2, digits=code_digits(LEVELS, VOCAB))
+    source = InputNeighbours(striped_input(), first_row=2, digits=code_digits(QUANTIZER))
     blind = torch.full((2, len(OFFSETS)), -1)
     votes = source.votes(blind, source.voters([2, 12]), VOCAB)  # canvas row 2 = input row 0; 12: below it
     assert votes[0, SKY] > 0.9                                      # input rows 0-4: sky, one far row of stripes
@@ -71,7 +73,7 @@ def test_votes_keep_to_the_height_nothing_known_gives_the_rows_codes():
 
 
 def test_patch_neighbours_read_the_canvas_frame_and_the_patch_own_earlier_tokens():
-    source = InputNeighbours(striped_input(), first_row=0, digits=code_digits(LEVELS, VOCAB))
+    source = InputNeighbours(striped_input(), first_row=0, digits=code_digits(QUANTIZER))
     canvas = np.full((8, 12), -1)
     canvas[:, 8:] = 7                                              # the patch to the right is finished
     patches = PatchNeighbours(source, canvas, [(0, 0, 1)], patch_h=4, patch_w=4, vocab=VOCAB)  # columns 4-7
@@ -92,7 +94,7 @@ def test_votes_weigh_the_mean_squared_digit_distance_as_defined():
 
     rng = np.random.default_rng(3)
     known = rng.integers(0, 40, size=(7, 9))
-    digits = code_digits(LEVELS, VOCAB)
+    digits = code_digits(QUANTIZER)
     source = InputNeighbours(known, first_row=1, digits=digits)
     around = torch.from_numpy(rng.integers(-1, 40, size=(3, len(OFFSETS))))
     rows = [1, 4, 9]

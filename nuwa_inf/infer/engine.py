@@ -367,8 +367,7 @@ class CanvasRun:
         ty0, tx0, ty1, tx1 = self.placement.known_tokens()
         if self.image is None or self.spec.neighbour_match <= 0 or ty1 <= ty0 or tx1 <= tx0:
             return None
-        digits = code_digits(tuple(self.bundle.tokenizer.cfg.fsq_levels), self.cfg.vocab_size)
-        return InputNeighbours(tokens[ty0:ty1, tx0:tx1], ty0, digits)
+        return InputNeighbours(tokens[ty0:ty1, tx0:tx1], ty0, code_digits(self.bundle.tokenizer.quantizer))
 
     # -- the run ------------------------------------------------------------------------
     def run(self, resume: bool) -> PixelCanvas:

@@ -41,12 +41,12 @@ def neighbourhood(radius: int) -> tuple[tuple[int, int], ...]:
     return tuple((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx)
 
 
-def code_digits(levels: tuple[int, ...], vocab: int) -> torch.Tensor:
-    """(vocab, channels) float32: each FSQ code's level on each channel, scaled to [−1, 1]."""
-    basis = np.cumprod((1,) + tuple(levels[:-1]))
-    codes = np.arange(vocab)[:, None]
-    digits = (codes // basis) % np.asarray(levels)
-    return torch.from_numpy((2.0 * digits / (np.asarray(levels) - 1) - 1.0).astype(np.float32))
+def code_digits(quantizer) -> torch.Tensor:
+    """(codebook size, dims) float32: each code's level on each of the FSQ `quantizer`'s dims,
+    scaled to [−1, 1]."""
+    codes = torch.arange(quantizer.codebook_size).view(1, -1, 1)              # (1, V, 1) as (B, h, w)
+    levels = quantizer.digits(codes)[0, :, :, 0].T.float()                    # (V, dims)
+    return 2.0 * levels / (torch.tensor(quantizer.levels, dtype=torch.float32) - 1) - 1.0
 
 
 class InputNeighbours:

@@ -67,9 +67,13 @@ class FSQ(nn.Module):
             loss = loss + per_position - batch
         return loss / len(self.levels)
 
+    def digits(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) int64 code indices → (B, dims, h, w) int64: each dim's level, 0 … L−1."""
+        return torch.div(indices.unsqueeze(1), self.basis, rounding_mode="floor") % self.levels_t.long()
+
     def indices_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
         """(B, h, w) int64 → (B, C, h, w) latents for the decoder."""
-        digits = torch.div(indices.unsqueeze(1), self.basis, rounding_mode="floor") % self.levels_t.long()
+        digits = self.digits(indices)
         half_width = torch.div(self.levels_t, 2, rounding_mode="floor")
         return self.project_out((digits.float() - half_width) / half_width)
 
