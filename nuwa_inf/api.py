@@ -99,7 +99,7 @@ class Model:
                first_row_temperature: float | None = DEFAULT_FIRST_ROW_TEMPERATURE,
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                code_prior: float | None = None, code_prior_far: float | None = None,
-               neighbour_match: float | None = None,
+               neighbour_match: float | None = None, colour_tilt: float | None = None,
                style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0, detail_match: bool = True,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
@@ -125,7 +125,9 @@ class Model:
         height (None: `infer.cli.DEFAULT_CODE_PRIOR_FAR`). neighbour_match: the share of each
         token's probabilities given to the input's votes, the codes it puts where its neighbourhood
         looks like the token's (infer/neighbour_match.py; 0: off; None:
-        `infer.cli.DEFAULT_NEIGHBOUR_MATCH`).
+        `infer.cli.DEFAULT_NEIGHBOUR_MATCH`). colour_tilt: how hard the mean colour of the generated
+        rows at each height is pulled back to the input's (infer/colour_tilt.py; 0: off; None:
+        `infer.cli.DEFAULT_COLOUR_TILT`).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
@@ -144,7 +146,8 @@ class Model:
                                   first_row_temperature=first_row_temperature,
                                   input_guidance=input_guidance, input_blind=input_blind,
                                   colour_prior=colour_prior, code_prior=code_prior, code_prior_far=code_prior_far,
-                                  neighbour_match=neighbour_match, style_weight=style_weight,
+                                  neighbour_match=neighbour_match, colour_tilt=colour_tilt,
+                                  style_weight=style_weight,
                                   adapt=adapt, detail_match=detail_match)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 

@@ -31,3 +31,21 @@ def make_model_dir(path: Path, seed: int = 0, text_vocab: list[str] | None = Non
     tokenizer.save(path / "tokenizer")
     transformer.save(path / "transformer")
     return path
+
+
+def stopped_then_resumed(job, run_dir: Path):
+    """Run `job(run_dir=..., progress=...)` (a Model.extend/generate with its settings bound) until
+    half its patches are done, stop it there (KeyboardInterrupt), then run it again in the same
+    directory to the end → what the resumed run returns. Set the engine's CHECKPOINT_SECONDS to 0
+    first, so that a checkpoint is written after every wave."""
+    def stop(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    try:
+        job(run_dir=run_dir, progress=stop)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the job was not stopped: it ended before half its patches were done")
+    return job(run_dir=run_dir)

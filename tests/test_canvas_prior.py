@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 import nuwa_inf
-from model_fixtures import make_model_dir
+from model_fixtures import make_model_dir, stopped_then_resumed
 from nuwa_inf.infer import code_prior, engine
 from nuwa_inf.infer.canvas_prior import canvas_colour_prior
 from nuwa_inf.infer.colour_prior import code_colours
@@ -92,12 +93,5 @@ def test_an_interrupted_job_resumes_to_the_same_image(model, tiny_scale, tmp_pat
     from its last saved wave draws the same image."""
     monkeypatch.setattr(engine, "CHECKPOINT_SECONDS", 0.0)
     straight = model.generate(384, 128, seed=3, canvas_prior=10)
-
-    def stop(done, total):
-        if done >= total // 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        model.generate(384, 128, seed=3, canvas_prior=10, run_dir=tmp_path / "run", progress=stop)
-    resumed = model.generate(384, 128, seed=3, canvas_prior=10, run_dir=tmp_path / "run")
+    resumed = stopped_then_resumed(partial(model.generate, 384, 128, seed=3, canvas_prior=10), tmp_path / "run")
     assert np.array_equal(np.asarray(straight), np.asarray(resumed))

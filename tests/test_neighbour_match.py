@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from model_fixtures import make_model_dir
+from model_fixtures import make_model_dir, stopped_then_resumed
 from nuwa_inf.cli import main
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.neighbour_match import InputNeighbours, PatchNeighbours, code_digits, neighbourhood
@@ -188,13 +189,7 @@ def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tmp_path, monke
     image[:, :, 2] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]
     image[::24, :, 0] = 200
     straight = model.extend(image, 512, 192, seed=2, neighbour_match=0.7)
-
-    def stop(done, total):
-        if done >= total // 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        model.extend(image, 512, 192, seed=2, neighbour_match=0.7, run_dir=tmp_path / "run", progress=stop)
-    resumed = model.extend(image, 512, 192, seed=2, neighbour_match=0.7, run_dir=tmp_path / "run")
+    resumed = stopped_then_resumed(partial(model.extend, image, 512, 192, seed=2, neighbour_match=0.7),
+                                   tmp_path / "run")
     assert np.array_equal(np.asarray(straight), np.asarray(resumed))
     assert not np.array_equal(np.asarray(straight), np.asarray(model.extend(image, 512, 192, seed=2)))

@@ -60,6 +60,10 @@ DEFAULT_CANVAS_PRIOR = 0.0
 # where its neighbourhood looks like the token's; infer/neighbour_match.py), unless --neighbour-match
 # says otherwise
 DEFAULT_NEIGHBOUR_MATCH = 0.0
+# extend: how hard the generated rows' mean colour at each height is pulled back to the input's
+# (infer/colour_tilt.py), unless --colour-tilt says otherwise. Measured with
+# benchmarks/bench_continuation.py: README, "Continuation against the truth"
+DEFAULT_COLOUR_TILT = 0.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
 # benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
@@ -98,6 +102,8 @@ class CanvasSettings:
                                        # None: DEFAULT_CANVAS_PRIOR
     neighbour_match: float | None = None  # with an input: the share of its votes (infer/neighbour_match.py);
                                           # None: DEFAULT_NEIGHBOUR_MATCH
+    colour_tilt: float | None = None  # with an input: pull of the rows' mean colour to its own
+                                      # (infer/colour_tilt.py); None: DEFAULT_COLOUR_TILT
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
@@ -121,6 +127,10 @@ class CanvasSettings:
     @property
     def neighbour_match_share(self) -> float:
         return DEFAULT_NEIGHBOUR_MATCH if self.neighbour_match is None else self.neighbour_match
+
+    @property
+    def colour_tilt_strength(self) -> float:
+        return DEFAULT_COLOUR_TILT if self.colour_tilt is None else self.colour_tilt
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -157,6 +167,8 @@ class CanvasSettings:
             raise UserError(f"--canvas-prior must lie in [0, 10], got {self.canvas_prior}")
         if self.neighbour_match is not None and not 0 <= self.neighbour_match <= 1:
             raise UserError(f"--neighbour-match must lie in [0, 1], got {self.neighbour_match}")
+        if self.colour_tilt is not None and not 0 <= self.colour_tilt <= 10:
+            raise UserError(f"--colour-tilt must lie in [0, 10], got {self.colour_tilt}")
         if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
             raise UserError(f"--adapt must lie in [0, {MAX_ADAPT_STEPS}] steps, got {self.adapt}")
         if not 0 <= self.style_weight <= 1:
@@ -215,6 +227,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    code_prior_edge_rows=True,
                    canvas_prior=settings.canvas_prior_strength if image is None else 0.0,
                    neighbour_match=settings.neighbour_match_share if image is not None else 0.0,
+                   colour_tilt=settings.colour_tilt_strength if image is not None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)
     if not resume:
@@ -275,6 +288,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                             help="with an input: mix the input's votes into each token's probabilities at "
                                  "share L (the codes the input puts where its neighbourhood looks like the "
                                  f"token's, near the same height; default {DEFAULT_NEIGHBOUR_MATCH:g}; 0 = off)")
+        parser.add_argument("--colour-tilt", type=float, default=None, metavar="W",
+                            help="with an input: pull the mean colour that the generated rows reach at each "
+                                 "height back to the input's, with strength W (default "
+                                 f"{DEFAULT_COLOUR_TILT:g}; 0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
@@ -325,6 +342,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           code_prior_far=getattr(args, "code_prior_far", None),
                           canvas_prior=getattr(args, "canvas_prior", None),
                           neighbour_match=getattr(args, "neighbour_match", None),
+                          colour_tilt=getattr(args, "colour_tilt", None),
                           adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 
 

@@ -41,6 +41,7 @@ from .border_blend import bands, blend_band, blend_width, in_any_band
 from .canvas_prior import canvas_colour_prior
 from .code_prior import patch_row_bias, row_code_prior
 from .colour_prior import code_colours, row_prior
+from .colour_tilt import colour_tilt
 from .detail import fit_alpha, fit_window, job_alpha, scale_fine
 from .neighbour_match import InputNeighbours, PatchNeighbours, code_digits
 from .pixel_canvas import PixelCanvas
@@ -94,6 +95,7 @@ class JobSpec:
     code_prior_edge_rows: bool = False
     canvas_prior: float = 0.0        # without an input: −W × colour farness from what is drawn near each height
     neighbour_match: float = 0.0     # share of the input's votes in each token's probabilities (neighbour_match.py)
+    colour_tilt: float = 0.0         # pull of the generated rows' mean colour back to the input's (colour_tilt.py)
     # with a prompt, how much of the style memory's read the prompted branch takes (memory.py):
     # below 1 the input's style yields to a prompt that edits it (the other branch keeps all of it).
     # 1 here, so that runs saved before the option resume as they were; new jobs get the CLI's default
@@ -405,6 +407,7 @@ class CanvasRun:
         self.prior = self._logit_prior(tokens)
         match_source = self._match_source(tokens)
         colours = code_colours(self.bundle.tokenizer) if self.image is None and spec.canvas_prior > 0 else None
+        tilt_colours = code_colours(self.bundle.tokenizer) if self.image is not None and spec.colour_tilt > 0 else None
         total = len(self.schedule.order)
         done = sum(len(w) for w in self.waves[:start_wave])
         bar = tqdm(total=total, initial=done, unit="patch", desc="generating", dynamic_ncols=True,
@@ -412,6 +415,9 @@ class CanvasRun:
         started, made, last_save = time.monotonic(), 0, time.monotonic()
         for w in range(start_wave, len(self.waves)):
             prior = self.prior if colours is None else spec.canvas_prior * canvas_colour_prior(tokens, colours)
+            if tilt_colours is not None:
+                tilt = colour_tilt(tokens, self.placement.known_tokens(), tilt_colours, spec.colour_tilt)
+                prior = tilt if prior is None else prior + tilt
             before_wave = tokens.copy() if match_source is not None else None  # a wave's patches do not see each other
             for start in range(0, len(self.waves[w]), self.batch):
                 chunk = self.waves[w][start:start + self.batch]

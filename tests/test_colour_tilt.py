@@ -1,0 +1,140 @@
+"""The colour tilt (infer/colour_tilt.py): its logits against their definition, and its effect on a job."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_fixtures import make_model_dir, stopped_then_resumed
+from nuwa_inf.cli import main
+from nuwa_inf.infer import colour_tilt as colour_tilt_module
+from nuwa_inf.infer.bundle import load_bundle
+from nuwa_inf.infer.colour_prior import code_colours
+from nuwa_inf.infer.colour_tilt import SCALE, SETTLE, colour_tilt
+from nuwa_inf.infer.placement import place
+
+BLACK, GREY, WHITE, RED = 0, 1, 2, 3
+COLOURS = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [1, 1, 1], [1, 0, 0]], dtype=np.float32)
+KNOWN = (0, 4, 4, 8)  # the input's kept tokens: rows 0–3, columns 4–7 of an (8, 12) canvas
+
+
+def canvas(generated: int) -> np.ndarray:
+    """(8, 12): grey input tokens in KNOWN, `generated` in columns 0–3 of rows 0–3, the rest not drawn."""
+    tokens = np.full((8, 12), -1)
+    tokens[0:4, 4:8] = GREY
+    tokens[0:4, 0:4] = generated
+    return tokens
+
+
+def test_rows_brighter_than_the_input_tilt_towards_darker_codes_by_the_definition():
+    logits = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=2.0, reach=1).numpy()
+    row = logits[1]  # rows 0–2 pooled: 12 input and 12 generated tokens
+    bias, weight = np.array([0.5, 0.5, 0.5]), 12 / (12 + SETTLE)
+    expected = [-2.0 / SCALE ** 2 * weight * bias @ (c - 0.5) for c in COLOURS]
+    assert np.allclose(row, expected, atol=1e-4)
+    assert abs(row[GREY]) < 1e-6                             # the input's own colour: untouched
+    assert row[WHITE] < row[GREY] < row[RED] < row[BLACK]     # red's mean (1/3) is darker than grey's
+
+
+def test_rows_that_keep_the_input_mean_or_that_it_does_not_reach_get_nothing():
+    assert np.allclose(colour_tilt(canvas(GREY), KNOWN, COLOURS, strength=5.0, reach=1).numpy(), 0.0)
+    logits = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=5.0, reach=1).numpy()
+    assert np.abs(logits[:5]).max() > 0          # rows 0–3 and the one below, within reach
+    assert np.allclose(logits[5:], 0.0)          # nothing of the input within a row of them
+
+
+def test_the_pull_grows_with_the_generated_tokens_behind_it():
+    few = canvas(-1)
+    few[0:4, 3] = WHITE                          # one generated column
+    one = colour_tilt(few, KNOWN, COLOURS, strength=1.0, reach=1).numpy()[1]
+    four = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=1.0, reach=1).numpy()[1]
+    assert four[BLACK] / one[BLACK] == pytest.approx((12 / (12 + SETTLE)) / (3 / (3 + SETTLE)), rel=1e-4)
+
+
+WIDTH = 1280
+
+
+def extend(model_dir, source, out_dir, name, *flags) -> tuple[np.ndarray, np.ndarray]:
+    out = out_dir / f"{name}.png"
+    code = main(["extend", str(source), "-o", str(out), "--width", str(WIDTH), "--height", "192", "--model",
+                 str(model_dir), "--seed", "3", "--run-dir", str(out_dir / name), "--quiet", *flags])
+    assert code == 0
+    state = json.loads((out_dir / name / "state.json").read_text())
+    return np.asarray(Image.open(out)), np.load(out_dir / name / state["files"]["tokens"])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("colour_tilt_model"))
+
+
+@pytest.fixture
+def tiny_scale(model_dir, monkeypatch, tmp_path):
+    """SCALE set to a tenth of the tiny untrained decoder's colour spread (its codes all decode within
+    a few hundredths of one grey-green; the bundled ones span the whole range) → the codes' colours."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    colours = code_colours(load_bundle(model_dir).tokenizer)
+    spread = float(np.linalg.norm(colours - np.median(colours, axis=0), axis=1).max())
+    monkeypatch.setattr(colour_tilt_module, "SCALE", 0.1 * spread)
+    return colours
+
+
+def test_a_job_with_the_tilt_keeps_the_input_mean_colour_and_stays_exact(model_dir, tiny_scale, tmp_path):
+    """With the tilt the extension's rows come nearer the input's mean code colour at their height
+    than the untrained model's alone, the input's own tokens stay, and the image does not depend on
+    the batch."""
+    image = np.zeros((192, 128, 3), dtype=np.uint8)
+    image[:, :, 2] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]
+    image[:, ::8, 0] = 180
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+    plain, plain_tokens = extend(model_dir, source, tmp_path, "plain", "--colour-tilt", "0")
+    tilted, tilted_tokens = extend(model_dir, source, tmp_path, "tilted", "--colour-tilt", "1")
+    one_by_one, _ = extend(model_dir, source, tmp_path, "tilted1", "--colour-tilt", "1", "--batch", "1")
+    assert np.array_equal(tilted, one_by_one)
+    assert not np.array_equal(plain, tilted)
+
+    bundle = load_bundle(model_dir)
+    cfg = bundle.transformer.cfg
+    pl = replace(place(WIDTH, 192, 128, 192, "center", bundle.tokenizer.downsample, cfg.patch_h, cfg.patch_w),
+                 edge=2)
+    ty0, tx0, ty1, tx1 = pl.known_tokens()
+    assert np.array_equal(plain_tokens[ty0:ty1, tx0:tx1], tilted_tokens[ty0:ty1, tx0:tx1])
+
+    def mean_colour_gap(tokens):  # per row: |mean code colour outside the input − inside|, averaged
+        inside = tiny_scale[tokens[ty0:ty1, tx0:tx1]].mean(axis=1)
+        outside = np.concatenate([tokens[ty0:ty1, :tx0], tokens[ty0:ty1, tx1:]], axis=1)
+        return float(np.abs(tiny_scale[outside].mean(axis=1) - inside).mean())
+
+    assert mean_colour_gap(tilted_tokens) < 0.7 * mean_colour_gap(plain_tokens)
+
+
+def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tiny_scale, tmp_path, monkeypatch):
+    """The tilt reads the canvas as it stood before each wave: a run stopped mid-way and resumed
+    from its last saved wave draws the same image (API)."""
+    import nuwa_inf
+    from nuwa_inf.infer import engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_SECONDS", 0.0)
+    model = nuwa_inf.load(model_dir, device="cpu")
+    image = np.zeros((192, 128, 3), dtype=np.uint8)
+    image[:, :, 1] = np.linspace(255, 0, 192, dtype=np.uint8)[:, None]
+    image[::16, :, 0] = 220
+    straight = model.extend(image, 512, 192, seed=4, colour_tilt=1.0)
+    resumed = stopped_then_resumed(partial(model.extend, image, 512, 192, seed=4, colour_tilt=1.0), tmp_path / "run")
+    assert np.array_equal(np.asarray(straight), np.asarray(resumed))
+    assert not np.array_equal(np.asarray(straight), np.asarray(model.extend(image, 512, 192, seed=4)))
+
+
+def test_a_tilt_out_of_range_is_a_one_line_error(tmp_path, capsys):
+    source = tmp_path / "input.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(source)
+    code = main(["extend", str(source), "-o", str(tmp_path / "out.png"), "--width", "128", "--height", "64",
+                 "--colour-tilt", "-1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nuwa-inf: error:") and "--colour-tilt" in err and "\n" not in err
