@@ -14,7 +14,7 @@ from nuwa_inf.cli import main
 from nuwa_inf.infer import colour_tilt as colour_tilt_module
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.colour_prior import code_colours
-from nuwa_inf.infer.colour_tilt import SCALE, SETTLE, colour_tilt
+from nuwa_inf.infer.colour_tilt import CAP, SCALE, SETTLE, colour_tilt
 from nuwa_inf.infer.placement import place
 
 BLACK, GREY, WHITE, RED = 0, 1, 2, 3
@@ -31,10 +31,11 @@ def canvas(generated: int) -> np.ndarray:
 
 
 def test_rows_brighter_than_the_input_tilt_towards_darker_codes_by_the_definition():
-    logits = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=2.0, reach=1).numpy()
+    logits = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=0.2, reach=1).numpy()
     row = logits[1]  # rows 0–2 pooled: 12 input and 12 generated tokens
     bias, weight = np.array([0.5, 0.5, 0.5]), 12 / (12 + SETTLE)
-    expected = [-2.0 / SCALE ** 2 * weight * bias @ (c - 0.5) for c in COLOURS]
+    expected = [-0.2 / SCALE ** 2 * weight * bias @ (c - 0.5) for c in COLOURS]
+    assert np.abs(expected).max() < CAP
     assert np.allclose(row, expected, atol=1e-4)
     assert abs(row[GREY]) < 1e-6                             # the input's own colour: untouched
     assert row[WHITE] < row[GREY] < row[RED] < row[BLACK]     # red's mean (1/3) is darker than grey's
@@ -50,12 +51,18 @@ def test_rows_that_keep_the_input_mean_or_that_it_does_not_reach_get_nothing():
 def test_the_pull_grows_with_the_generated_tokens_behind_it():
     few = canvas(-1)
     few[0:4, 3] = WHITE                          # one generated column
-    one = colour_tilt(few, KNOWN, COLOURS, strength=1.0, reach=1).numpy()[1]
-    four = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=1.0, reach=1).numpy()[1]
+    one = colour_tilt(few, KNOWN, COLOURS, strength=0.1, reach=1).numpy()[1]
+    four = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=0.1, reach=1).numpy()[1]
     assert four[BLACK] / one[BLACK] == pytest.approx((12 / (12 + SETTLE)) / (3 / (3 + SETTLE)), rel=1e-4)
 
 
 WIDTH = 1280
+
+
+def test_no_code_moves_further_than_the_cap():
+    row = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=100.0, reach=1).numpy()[1]
+    assert row[BLACK] == pytest.approx(CAP) and row[WHITE] == pytest.approx(-CAP)
+    assert abs(row[GREY]) < 1e-6
 
 
 def extend(model_dir, source, out_dir, name, *flags) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ Before each wave, for each canvas token row r (within `REACH` rows of it):
     μ_r  the mean colour of the input's kept tokens (each code's colour, colour_prior.code_colours),
     g_r  the mean colour of the tokens generated so far (outside the input), n_r how many there are,
 and every code k gets the logit
-    − strength · n_r / (n_r + SETTLE) · (g_r − μ_r) · (c_k − μ_r) / SCALE²,
+    − strength · n_r / (n_r + SETTLE) · (g_r − μ_r) · (c_k − μ_r) / SCALE², within ±CAP,
 the exponential tilt that moves the expected colour against the bias measured: codes on the far
 side of μ_r from g_r gain, codes beyond g_r lose, and nothing changes where the generated rows keep
 the input's mean. Rows the input does not reach get nothing.
@@ -26,6 +26,10 @@ import torch
 REACH = 4        # token rows either side pooled into a row's means (64 px at 16 px a token)
 SCALE = 0.1      # colour distance (RGB in [0, 1]) at which a bias of the same size moves a logit by 1
 SETTLE = 256.0   # generated tokens near a row before its bias is read at half weight
+# no code's logit moves further than this either way: the tilt is linear in a code's colour, so
+# without a bound the codes farthest from the input's mean (black, white) take the largest pull, and
+# at strength 1 a bright day's rows drew black blocks (README)
+CAP = 1.5
 
 
 def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,4 +63,4 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     # −(g − μ)·(c_k − μ): the row's constant −(g − μ)·(−μ) is dropped (softmax ignores it) only after
     # the product, to keep the logits' size what the docstring says
     logits = -(bias @ colours.T.astype(np.float64) - (bias * target).sum(1, keepdims=True))
-    return torch.from_numpy((strength / SCALE ** 2 * logits).astype(np.float32))
+    return torch.from_numpy(np.clip(strength / SCALE ** 2 * logits, -CAP, CAP).astype(np.float32))
