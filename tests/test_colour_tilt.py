@@ -145,3 +145,10 @@ def test_a_tilt_out_of_range_is_a_one_line_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nuwa-inf: error:") and "--colour-tilt" in err and "\n" not in err
+
+
+def test_the_chroma_space_leaves_the_light_alone(monkeypatch):
+    monkeypatch.setattr(colour_tilt_module, "SPACE", "chroma")
+    assert np.allclose(colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=1.0, reach=1).numpy(), 0.0)  # grey → white
+    row = colour_tilt(canvas(RED), KNOWN, COLOURS, strength=1.0, reach=1).numpy()[1]
+    assert row[RED] < 0 and abs(row[BLACK]) < 1e-6 and abs(row[WHITE]) < 1e-6   # only the reddish code pays

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..colour import ycbcr
+
 REACH = 4        # token rows either side pooled into a row's means (64 px at 16 px a token)
 SCALE = 0.1      # colour distance (RGB in [0, 1]) at which a bias of the same size moves a logit by 1
 SETTLE = 256.0   # generated tokens near a row before its bias is read at half weight
@@ -31,6 +33,11 @@ SETTLE = 256.0   # generated tokens near a row before its bias is read at half w
 # without a bound the codes farthest from the input's mean (black, white) take the largest pull, and
 # at strength 1 a bright day's rows drew black blocks (README)
 CAP = 1.5
+# the colours compared: "rgb" (R, G, B at SCALE each: the option as measured on two seeds) or
+# "chroma" (Cb and Cr only, at CHROMA_SCALE each: the palette held, the light left to the model;
+# one seed: the sunset better, the snowy day worse, README)
+SPACE = "rgb"
+CHROMA_SCALE = 0.03
 
 
 def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +46,7 @@ def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndar
     sums = (values * mask[..., None]).sum(axis=1)                     # (rows, 3)
     counts = mask.sum(axis=1).astype(np.float64)                      # (rows,)
     kernel = np.ones(2 * reach + 1)
-    pooled = np.stack([np.convolve(sums[:, c], kernel, mode="same") for c in range(3)], axis=1)
+    pooled = np.stack([np.convolve(sums[:, c], kernel, mode="same") for c in range(sums.shape[1])], axis=1)
     return pooled, np.convolve(counts, kernel, mode="same")
 
 
@@ -53,7 +60,8 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     inside = np.zeros_like(drawn)
     ty0, tx0, ty1, tx1 = known
     inside[ty0:ty1, tx0:tx1] = True
-    values = colours[np.where(drawn, tokens, 0)].astype(np.float64)   # (rows, cols, 3)
+    colours = _scaled(colours)                                         # (V, channels), SCALE = 1
+    values = colours[np.where(drawn, tokens, 0)]                      # (rows, cols, channels)
     input_sum, input_n = _row_sums(values, drawn & inside, reach)
     made_sum, made_n = _row_sums(values, drawn & ~inside, reach)
     reached = (input_n > 0) & (made_n > 0)
@@ -63,5 +71,12 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     bias = (made - target) * weight[:, None]                          # (rows, 3)
     # −(g − μ)·(c_k − μ): the row's constant −(g − μ)·(−μ) is dropped (softmax ignores it) only after
     # the product, to keep the logits' size what the docstring says
-    logits = -(bias @ colours.T.astype(np.float64) - (bias * target).sum(1, keepdims=True))
-    return torch.from_numpy(np.clip(strength / SCALE ** 2 * logits, -CAP, CAP).astype(np.float32))
+    logits = -(bias @ colours.T - (bias * target).sum(1, keepdims=True))
+    return torch.from_numpy(np.clip(strength * logits, -CAP, CAP).astype(np.float32))
+
+
+def _scaled(colours: np.ndarray) -> np.ndarray:
+    """(V, 3) RGB in [0, 1] → (V, channels) float64 in units of the scale (`SPACE`)."""
+    if SPACE == "chroma":
+        return ycbcr(colours)[:, 1:] / CHROMA_SCALE
+    return colours.astype(np.float64) / SCALE
