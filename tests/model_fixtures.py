@@ -49,3 +49,20 @@ def stopped_then_resumed(job, run_dir: Path):
     else:
         raise AssertionError("the job was not stopped: it ended before half its patches were done")
     return job(run_dir=run_dir)
+
+
+def extend_kept(model_dir: Path, source: Path, out_dir: Path, name: str, width: int, height: int, *flags: str):
+    """`nuwa-inf extend SOURCE` to width × height with the model in `model_dir`, the run kept in
+    out_dir/name → (the image (H, W, 3) uint8, the run's last saved token grid)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from nuwa_inf.cli import main
+
+    out = out_dir / f"{name}.png"
+    assert main(["extend", str(source), "-o", str(out), "--width", str(width), "--height", str(height),
+                 "--model", str(model_dir), "--quiet", "--run-dir", str(out_dir / name), *flags]) == 0
+    state = json.loads((out_dir / name / "state.json").read_text())
+    return np.asarray(Image.open(out)), np.load(out_dir / name / state["files"]["tokens"])

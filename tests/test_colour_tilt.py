@@ -1,7 +1,6 @@
 """The colour tilt (infer/colour_tilt.py): its logits against their definition, and its effect on a job."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from functools import partial
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_fixtures import make_model_dir, stopped_then_resumed
+from model_fixtures import extend_kept, make_model_dir, stopped_then_resumed
 from nuwa_inf.cli import main
 from nuwa_inf.infer import colour_tilt as colour_tilt_module
 from nuwa_inf.infer.bundle import load_bundle
@@ -66,12 +65,7 @@ def test_no_code_moves_further_than_the_cap():
 
 
 def extend(model_dir, source, out_dir, name, *flags) -> tuple[np.ndarray, np.ndarray]:
-    out = out_dir / f"{name}.png"
-    code = main(["extend", str(source), "-o", str(out), "--width", str(WIDTH), "--height", "192", "--model",
-                 str(model_dir), "--seed", "3", "--run-dir", str(out_dir / name), "--quiet", *flags])
-    assert code == 0
-    state = json.loads((out_dir / name / "state.json").read_text())
-    return np.asarray(Image.open(out)), np.load(out_dir / name / state["files"]["tokens"])
+    return extend_kept(model_dir, source, out_dir, name, WIDTH, 192, "--seed", "3", *flags)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The input's neighbour match (infer/neighbour_match.py): its votes, and its effect on a job."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from functools import partial
 
@@ -10,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model_fixtures import make_model_dir, stopped_then_resumed
-from nuwa_inf.cli import main
+from model_fixtures import extend_kept, make_model_dir, stopped_then_resumed
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.neighbour_match import InputNeighbours, PatchNeighbours, code_digits, neighbourhood
 from nuwa_inf.infer.placement import place
@@ -135,10 +133,7 @@ def test_mixing_gives_the_votes_their_share_only_where_there_are_any():
 
 
 def extend(model, source, out_dir, name, *extra):
-    assert main(["extend", str(source), "-o", str(out_dir / f"{name}.png"), "--width", "640", "--height", "192",
-                 "--model", str(model), "--quiet", "--threads", "1", "--run-dir", str(out_dir / name), *extra]) == 0
-    state = json.loads((out_dir / name / "state.json").read_text())
-    return np.asarray(Image.open(out_dir / f"{name}.png")), np.load(out_dir / name / state["files"]["tokens"])
+    return extend_kept(model, source, out_dir, name, 640, 192, "--threads", "1", *extra)
 
 
 @pytest.fixture(scope="module")

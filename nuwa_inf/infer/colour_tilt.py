@@ -11,7 +11,8 @@ Before each wave, for each canvas token row r (within `REACH` rows of it):
     μ_r  the mean colour of the input's kept tokens (each code's colour, colour_prior.code_colours),
     g_r  the mean colour of the tokens generated so far (outside the input), n_r how many there are,
 and every code k gets the logit
-    − strength · n_r / (n_r + SETTLE) · (g_r − μ_r) · (c_k − μ_r) / SCALE², within ±CAP,
+    − strength · n_r / (n_r + SETTLE) · (g_r − μ_r) · (c_k − μ_r) / SCALE², within ±CAP
+(colours in RGB, or Cb and Cr at CHROMA_SCALE: `SPACE`),
 the exponential tilt that moves the expected colour against the bias measured: codes on the far
 side of μ_r from g_r gain, codes beyond g_r lose, and nothing changes where the generated rows keep
 the input's mean. Rows the input does not reach get nothing.
@@ -41,9 +42,9 @@ CHROMA_SCALE = 0.03
 
 
 def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
-    """values (rows, cols, 3), mask (rows, cols) → per row, over the rows within `reach`:
-    (sum of the masked values (rows, 3), their count (rows,))."""
-    sums = (values * mask[..., None]).sum(axis=1)                     # (rows, 3)
+    """values (rows, cols, channels), mask (rows, cols) → per row, over the rows within `reach`:
+    (sum of the masked values (rows, channels), their count (rows,))."""
+    sums = (values * mask[..., None]).sum(axis=1)                     # (rows, channels)
     counts = mask.sum(axis=1).astype(np.float64)                      # (rows,)
     kernel = np.ones(2 * reach + 1)
     pooled = np.stack([np.convolve(sums[:, c], kernel, mode="same") for c in range(sums.shape[1])], axis=1)
@@ -55,7 +56,6 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     """(canvas token rows, V) float32 logits: the tilt above, from `tokens` (rows, cols; −1 where not
     drawn yet), the input's kept token rectangle `known` (ty0, tx0, ty1, tx1) and the codes' colours
     (V, 3)."""
-    rows, cols = tokens.shape
     drawn = tokens >= 0
     inside = np.zeros_like(drawn)
     ty0, tx0, ty1, tx1 = known
@@ -66,9 +66,9 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     made_sum, made_n = _row_sums(values, drawn & ~inside, reach)
     reached = (input_n > 0) & (made_n > 0)
     safe = lambda n: np.maximum(n, 1)[:, None]                       # noqa: E731
-    target, made = input_sum / safe(input_n), made_sum / safe(made_n)  # (rows, 3)
+    target, made = input_sum / safe(input_n), made_sum / safe(made_n)  # (rows, channels)
     weight = np.where(reached, made_n / (made_n + SETTLE), 0.0)      # (rows,)
-    bias = (made - target) * weight[:, None]                          # (rows, 3)
+    bias = (made - target) * weight[:, None]                          # (rows, channels)
     # −(g − μ)·(c_k − μ): the row's constant −(g − μ)·(−μ) is dropped (softmax ignores it) only after
     # the product, to keep the logits' size what the docstring says
     logits = -(bias @ colours.T - (bias * target).sum(1, keepdims=True))
