@@ -247,7 +247,7 @@ def figure_label(method: str, figures: dict | None, wall: float | None) -> str:
         return method
     text = (f"{method}: carry {figures['carry']:.2f}  layout {figures['layout']:.2f}  "
             f"border {figures['border']:.2f} (truth {figures['border_truth']:.2f})  "
-            f"copy {100 * figures['copy']['share']:.0f} %")
+            f"copy {percent(figures['copy']['share'], 0)} %")
     return text + (f"  {wall:.0f} s" if wall is not None else "")
 
 
@@ -259,8 +259,13 @@ def table_row(method: str, figures: dict | None, wall: float | None) -> list:
         return [method] + ["-"] * (len(HEADERS) - 1)
     parts = [f"{figures['carry_parts'][name]:.3f}" for name in CARRY_PARTS]
     return [method, f"{figures['carry']:.3f}", *parts, f"{figures['layout']:.3f}", f"{figures['border']:.2f}",
-            f"{figures['border_vs_truth']:.2f}", f"{100 * figures['copy']['share']:.1f}",
+            f"{figures['border_vs_truth']:.2f}", percent(figures['copy']['share'], 1),
             "-" if wall is None else f"{wall:.0f}"]
+
+
+def percent(share: float | None, digits: int) -> str:
+    """A share as a percentage, "-" where it was not measured (`--copy-sample 0`)."""
+    return "-" if share is None or math.isnan(share) else f"{100 * share:.{digits}f}"
 
 
 HEADERS = ["method", "carry", *(f"({name})" for name in CARRY_PARTS), "layout", "border", "border/truth",
@@ -384,7 +389,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                              f"(columns {piece_cols}): the placement rule changed?")
         log(f"  nuwa-inf: {walls['nuwa-inf']:.1f} s")
         images["nuwa-inf"] = ours
-        extra["nuwa-inf"] = [np.asarray(model.reconstruct(piece).convert("RGB"))]  # where token copies would land
+        if args.copy_sample > 0:  # where token copies would land
+            extra["nuwa-inf"] = [np.asarray(model.reconstruct(piece).convert("RGB"))]
         if args.keep_images and previous is None:
             Image.fromarray(ours).save(kept)
     if model is not None and not args.no_round_trips:
@@ -421,7 +427,8 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
             "unrelated": [{"seed": s, "attrs": a} for s, a in unrelated],
             "figures": figures, "wall_s": walls, "picture": str(picture_path),
             "peer_cached": None if args.no_peer else cached,
-            "copy_sources": {m: ["piece"] + (["piece round trip"] if m in extra else []) for m in METHODS},
+            "copy_sources": {m: [] if args.copy_sample == 0 else
+                             ["piece"] + (["piece round trip"] if m in extra else []) for m in METHODS},
             "_strips": strips, "_piece": piece_cols}
 
 
@@ -473,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=int, default=2048, help="PatchMatch: known px kept next to the hole")
     parser.add_argument("--step", type=int, default=1024, help="PatchMatch: px filled per step")
     parser.add_argument("--peer-patch", type=int, default=3, help="PatchMatch patch radius (patches of 2r+1 px)")
-    parser.add_argument("--copy-sample", type=int, default=1024, help="generated 16-px blocks checked for copies")
+    parser.add_argument("--copy-sample", type=int, default=1024,
+                        help="generated 16-px blocks checked for copies (0: no copy figure, for quick A/Bs)")
     parser.add_argument("--out", default="/work/runs/bench_continuation", help="pictures and the PatchMatch cache")
     parser.add_argument("--json", default=None, help="write all figures here")
     parser.add_argument("--strip-width", type=int, default=2048, help="width of each strip in the per-case pictures")

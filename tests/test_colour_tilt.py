@@ -55,6 +55,26 @@ def test_the_pull_grows_with_the_generated_tokens_behind_it():
     assert four[BLACK] / one[BLACK] == pytest.approx((12 / (12 + SETTLE)) / (3 / (3 + SETTLE)), rel=1e-4)
 
 
+def test_normalised_by_the_input_spread_a_busy_row_gets_a_gentler_pull_than_a_uniform_one(monkeypatch):
+    """NORMALISE = "input": the logits are −W · w · (g − μ)ᵀ (Σ + RIDGE·I)⁻¹ (c_k − μ), Σ the
+    covariance of the input's token colours at that height; a black-and-white input row (same mean
+    grey as a uniform grey one) pulls a white extension back far less."""
+    monkeypatch.setattr(colour_tilt_module, "NORMALISE", "input")
+    busy = canvas(WHITE)
+    busy[0:4, 4:8:2] = BLACK
+    busy[0:4, 5:8:2] = WHITE
+    row = colour_tilt(busy, KNOWN, COLOURS, strength=0.2, reach=1).numpy()[1]
+    input_colours = COLOURS[busy[0:3, 4:8].ravel()].astype(np.float64)       # rows 0–2 pooled
+    mean = input_colours.mean(axis=0)
+    spread = np.cov(input_colours.T, bias=True) + np.eye(3) * colour_tilt_module.RIDGE
+    bias = (np.array([1.0, 1.0, 1.0]) - mean) * 12 / (12 + SETTLE)
+    expected = [-0.2 * bias @ np.linalg.solve(spread, c - mean) for c in COLOURS]
+    assert np.abs(expected).max() < CAP
+    assert np.allclose(row, expected, atol=1e-4)
+    uniform = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=0.2, reach=1).numpy()[1]
+    assert uniform[BLACK] == pytest.approx(CAP) and row[BLACK] < 0.1 * CAP
+
+
 WIDTH = 1280
 
 

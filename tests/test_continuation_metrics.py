@@ -108,6 +108,16 @@ def test_pasted_windows_of_the_piece_score_as_copies(scrolls, ref):
     assert copy_share(truth, PIECE, [truth[:, PIECE[0]:PIECE[1]]], max_blocks=256)["share"] < 0.02
 
 
+def test_copy_sample_zero_skips_the_copy_figure_and_nothing_else(scrolls, ref):
+    same = scrolls["same_style"]
+    measured = continuation_figures(same, ref, copy_sample=16)
+    skipped = continuation_figures(same, ref, copy_sample=0)
+    assert np.isnan(skipped["copy"]["share"]) and skipped["copy"]["checked"] == 0
+    assert measured["copy"]["checked"] == 16
+    assert (skipped["carry"], skipped["layout"], skipped["border"]) == (
+        measured["carry"], measured["layout"], measured["border"])
+
+
 def test_a_dark_scroll_with_faint_grain_is_not_called_a_copy():
     # night scenes: blocks find windows of the piece within 1.5 levels that are no copies (a fixed
     # threshold called half of a true night scroll copied); the threshold follows each block's texture

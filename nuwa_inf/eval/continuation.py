@@ -430,7 +430,8 @@ def continuation_figures(image: np.ndarray, ref: TruthReference, extra_sources: 
                          copy_sample: int = COPY_SAMPLE, seed: int = 0) -> dict:
     """carry, layout, border and copy of one continuation (same size as the truth); see the module docstring.
 
-    `copy` looks in the piece and in `extra_sources` (e.g. the piece's tokenizer round trip).
+    `copy` looks in the piece and in `extra_sources` (e.g. the piece's tokenizer round trip);
+    `copy_sample` 0 skips it (share nan: a quick A/B that needs carry and layout only).
     """
     if image.shape != ref.truth.shape:
         raise ValueError(f"the continuation is {image.shape}, the truth {ref.truth.shape}")
@@ -452,7 +453,8 @@ def continuation_figures(image: np.ndarray, ref: TruthReference, extra_sources: 
         "border_truth": ref.border["ratio"],
         "border_vs_truth": _ratio(border["ratio"], ref.border["ratio"]),
         "border_detail": border,
-        "copy": copy_share(image, ref.piece, [ref.piece_index, *extra_sources], copy_sample, seed),
+        "copy": copy_share(image, ref.piece, [ref.piece_index, *extra_sources] if copy_sample > 0 else [],
+                           copy_sample, seed),
     }
 
 

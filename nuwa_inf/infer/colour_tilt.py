@@ -39,6 +39,12 @@ CAP = 1.5
 # one seed: the sunset better, the snowy day worse, README)
 SPACE = "rgb"
 CHROMA_SCALE = 0.03
+# how a bias turns into logits: "fixed" (÷ SCALE², the same in every row) or "input" (× the inverse of
+# the colour covariance of the input's tokens at that height, plus RIDGE: the exponential tilt that
+# moves a distribution of that spread by `strength` × the bias, so busy rows (snow and ink) get a
+# gentle pull and uniform ones (a night sky) a firm one)
+NORMALISE = "fixed"
+RIDGE = 0.03 ** 2
 
 
 def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,10 +75,31 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     target, made = input_sum / safe(input_n), made_sum / safe(made_n)  # (rows, channels)
     weight = np.where(reached, made_n / (made_n + SETTLE), 0.0)      # (rows,)
     bias = (made - target) * weight[:, None]                          # (rows, channels)
+    if NORMALISE == "input":
+        bias = _whitened(bias, values, drawn & inside, target, input_n, reach)
     # −(g − μ)·(c_k − μ): the row's constant −(g − μ)·(−μ) is dropped (softmax ignores it) only after
     # the product, to keep the logits' size what the docstring says
     logits = -(bias @ colours.T - (bias * target).sum(1, keepdims=True))
     return torch.from_numpy(np.clip(strength * logits, -CAP, CAP).astype(np.float32))
+
+
+def _whitened(bias: np.ndarray, values: np.ndarray, mask: np.ndarray, target: np.ndarray,
+              count: np.ndarray, reach: int) -> np.ndarray:
+    """bias (rows, channels) → Σ_r⁻¹ · bias per row, Σ_r the covariance (+ RIDGE, in SCALE units) of
+    the masked values (rows, cols, channels) within `reach` rows: the tilt that moves a distribution
+    with the input's spread at that height by the bias itself."""
+    channels = values.shape[2]
+    outer = values[..., :, None] * values[..., None, :]               # (rows, cols, channels, channels)
+    second, _ = _row_sums(outer.reshape(*values.shape[:2], -1), mask, reach)
+    second = second.reshape(-1, channels, channels) / np.maximum(count, 1)[:, None, None]
+    spread = second - target[:, :, None] * target[:, None, :]         # (rows, channels, channels)
+    spread += np.eye(channels) * RIDGE / _unit() ** 2
+    return np.linalg.solve(spread, bias[:, :, None])[:, :, 0]
+
+
+def _unit() -> float:
+    """The colour distance that `_scaled` makes 1."""
+    return CHROMA_SCALE if SPACE == "chroma" else SCALE
 
 
 def _scaled(colours: np.ndarray) -> np.ndarray:
