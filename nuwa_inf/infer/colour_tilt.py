@@ -12,7 +12,8 @@ Before each wave, for each canvas token row r (within `REACH` rows of it):
     g_r  the mean colour of the tokens generated so far (outside the input), n_r how many there are,
 and every code k gets the logit
     − strength · n_r / (n_r + SETTLE) · (g_r − μ_r) · (c_k − μ_r) / SCALE², within ±CAP
-(colours in RGB, or Cb and Cr at CHROMA_SCALE: `SPACE`),
+(colours in RGB, or Cb and Cr at CHROMA_SCALE: `SPACE`; ÷ SCALE², or through the inverse of the input's
+colour covariance at that height: `NORMALISE`),
 the exponential tilt that moves the expected colour against the bias measured: codes on the far
 side of μ_r from g_r gain, codes beyond g_r lose, and nothing changes where the generated rows keep
 the input's mean. Rows the input does not reach get nothing.
