@@ -70,7 +70,9 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     inside[ty0:ty1, tx0:tx1] = True
     colours = _scaled(colours)                                         # (V, channels), SCALE = 1
     values = colours[np.where(drawn, tokens, 0)]                      # (rows, cols, channels)
-    input_sum, input_n = _row_sums(values, drawn & inside, reach)
+    # the input's sums read only its columns (the rest of the mask is False there)
+    input_values, input_mask = values[:, tx0:tx1], (drawn & inside)[:, tx0:tx1]
+    input_sum, input_n = _row_sums(input_values, input_mask, reach)
     made_sum, made_n = _row_sums(values, drawn & ~inside, reach)
     reached = (input_n > 0) & (made_n > 0)
     safe = lambda n: np.maximum(n, 1)[:, None]                       # noqa: E731
@@ -78,7 +80,7 @@ def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: n
     weight = np.where(reached, made_n / (made_n + SETTLE), 0.0)      # (rows,)
     bias = (made - target) * weight[:, None]                          # (rows, channels)
     if NORMALISE == "input":
-        bias = _whitened(bias, values, drawn & inside, target, input_n, reach)
+        bias = _whitened(bias, input_values, input_mask, target, input_n, reach)
     # −(g − μ)·(c_k − μ): the row's constant −(g − μ)·(−μ) is dropped (softmax ignores it) only after
     # the product, to keep the logits' size what the docstring says
     logits = -(bias @ colours.T - (bias * target).sum(1, keepdims=True))
@@ -106,6 +108,5 @@ def _unit() -> float:
 
 def _scaled(colours: np.ndarray) -> np.ndarray:
     """(V, 3) RGB in [0, 1] → (V, channels) float64 in units of the scale (`SPACE`)."""
-    if SPACE == "chroma":
-        return ycbcr(colours)[:, 1:] / CHROMA_SCALE
-    return colours.astype(np.float64) / SCALE
+    picked = ycbcr(colours)[:, 1:] if SPACE == "chroma" else colours.astype(np.float64)
+    return picked / _unit()
