@@ -127,7 +127,7 @@ class Model:
         looks like the token's (infer/neighbour_match.py; 0: off; None:
         `infer.cli.DEFAULT_NEIGHBOUR_MATCH`). colour_tilt: how hard the mean colour of the generated
         rows at each height is pulled back to the input's (infer/colour_tilt.py; 0: off; None:
-        `infer.cli.DEFAULT_COLOUR_TILT`).
+        `infer.cli.DEFAULT_COLOUR_TILT` without text, 0 with it).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).

@@ -21,6 +21,12 @@ COLOURS = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [1, 1, 1], [1, 0, 0]], dtype=np.
 KNOWN = (0, 4, 4, 8)  # the input's kept tokens: rows 0–3, columns 4–7 of an (8, 12) canvas
 
 
+@pytest.fixture
+def fixed_rule(monkeypatch):
+    """NORMALISE = "fixed": the bias ÷ SCALE², the same in every row (the default whitens it)."""
+    monkeypatch.setattr(colour_tilt_module, "NORMALISE", "fixed")
+
+
 def canvas(generated: int) -> np.ndarray:
     """(8, 12): grey input tokens in KNOWN, `generated` in columns 0–3 of rows 0–3, the rest not drawn."""
     tokens = np.full((8, 12), -1)
@@ -29,7 +35,7 @@ def canvas(generated: int) -> np.ndarray:
     return tokens
 
 
-def test_rows_brighter_than_the_input_tilt_towards_darker_codes_by_the_definition():
+def test_rows_brighter_than_the_input_tilt_towards_darker_codes_by_the_definition(fixed_rule):
     logits = colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=0.2, reach=1).numpy()
     row = logits[1]  # rows 0–2 pooled: 12 input and 12 generated tokens
     bias, weight = np.array([0.5, 0.5, 0.5]), 12 / (12 + SETTLE)
@@ -47,7 +53,7 @@ def test_rows_that_keep_the_input_mean_or_that_it_does_not_reach_get_nothing():
     assert np.allclose(logits[5:], 0.0)          # nothing of the input within a row of them
 
 
-def test_the_pull_grows_with_the_generated_tokens_behind_it():
+def test_the_pull_grows_with_the_generated_tokens_behind_it(fixed_rule):
     few = canvas(-1)
     few[0:4, 3] = WHITE                          # one generated column
     one = colour_tilt(few, KNOWN, COLOURS, strength=0.1, reach=1).numpy()[1]
@@ -55,11 +61,11 @@ def test_the_pull_grows_with_the_generated_tokens_behind_it():
     assert four[BLACK] / one[BLACK] == pytest.approx((12 / (12 + SETTLE)) / (3 / (3 + SETTLE)), rel=1e-4)
 
 
-def test_normalised_by_the_input_spread_a_busy_row_gets_a_gentler_pull_than_a_uniform_one(monkeypatch):
+def test_normalised_by_the_input_spread_a_busy_row_gets_a_gentler_pull_than_a_uniform_one():
     """NORMALISE = "input": the logits are −W · w · (g − μ)ᵀ (Σ + RIDGE·I)⁻¹ (c_k − μ), Σ the
     covariance of the input's token colours at that height; a black-and-white input row (same mean
     grey as a uniform grey one) pulls a white extension back far less."""
-    monkeypatch.setattr(colour_tilt_module, "NORMALISE", "input")
+    assert colour_tilt_module.NORMALISE == "input"   # the default
     busy = canvas(WHITE)
     busy[0:4, 4:8:2] = BLACK
     busy[0:4, 5:8:2] = WHITE
@@ -95,16 +101,20 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture
 def tiny_scale(model_dir, monkeypatch, tmp_path):
-    """SCALE set to a tenth of the tiny untrained decoder's colour spread (its codes all decode within
-    a few hundredths of one grey-green; the bundled ones span the whole range) → the codes' colours."""
+    """SCALE and √RIDGE set to a tenth of the tiny untrained decoder's colour spread (its codes all
+    decode within a few hundredths of one grey-green; the bundled ones span the whole range) → the
+    codes' colours."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     colours = code_colours(load_bundle(model_dir).tokenizer)
     spread = float(np.linalg.norm(colours - np.median(colours, axis=0), axis=1).max())
     monkeypatch.setattr(colour_tilt_module, "SCALE", 0.1 * spread)
+    monkeypatch.setattr(colour_tilt_module, "RIDGE", (0.1 * spread) ** 2)
     return colours
 
 
-def test_a_job_with_the_tilt_keeps_the_input_mean_colour_and_stays_exact(model_dir, tiny_scale, tmp_path):
+@pytest.mark.parametrize("rule", ["fixed", "input"])
+def test_a_job_with_the_tilt_keeps_the_input_mean_colour_and_stays_exact(model_dir, tiny_scale, tmp_path,
+                                                                        monkeypatch, rule):
     """With the tilt the extension's rows come nearer the input's mean code colour at their height
     than the untrained model's alone, the input's own tokens stay, and the image does not depend on
     the batch."""
@@ -113,6 +123,7 @@ def test_a_job_with_the_tilt_keeps_the_input_mean_colour_and_stays_exact(model_d
     image[:, ::8, 0] = 180
     source = tmp_path / "input.png"
     Image.fromarray(image).save(source)
+    monkeypatch.setattr(colour_tilt_module, "NORMALISE", rule)
     plain, plain_tokens = extend(model_dir, source, tmp_path, "plain", "--colour-tilt", "0")
     tilted, tilted_tokens = extend(model_dir, source, tmp_path, "tilted", "--colour-tilt", "1")
     one_by_one, _ = extend(model_dir, source, tmp_path, "tilted1", "--colour-tilt", "1", "--batch", "1")
@@ -148,7 +159,7 @@ def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tiny_scale, tmp
     straight = model.extend(image, 512, 192, seed=4, colour_tilt=1.0)
     resumed = stopped_then_resumed(partial(model.extend, image, 512, 192, seed=4, colour_tilt=1.0), tmp_path / "run")
     assert np.array_equal(np.asarray(straight), np.asarray(resumed))
-    assert not np.array_equal(np.asarray(straight), np.asarray(model.extend(image, 512, 192, seed=4)))
+    assert not np.array_equal(np.asarray(straight), np.asarray(model.extend(image, 512, 192, seed=4, colour_tilt=0)))
 
 
 def test_a_tilt_out_of_range_is_a_one_line_error(tmp_path, capsys):
@@ -166,3 +177,26 @@ def test_the_chroma_space_leaves_the_light_alone(monkeypatch):
     assert np.allclose(colour_tilt(canvas(WHITE), KNOWN, COLOURS, strength=1.0, reach=1).numpy(), 0.0)  # grey → white
     row = colour_tilt(canvas(RED), KNOWN, COLOURS, strength=1.0, reach=1).numpy()[1]
     assert row[RED] < 0 and abs(row[BLACK]) < 1e-6 and abs(row[WHITE]) < 1e-6   # only the reddish code pays
+
+
+def test_extend_tilts_by_default_and_not_with_a_prompt(tmp_path_factory, tiny_scale, tmp_path):
+    """Without a prompt extend's default is DEFAULT_COLOUR_TILT; with one (which may ask for another
+    light) it is off unless asked for."""
+    from nuwa_inf.infer.cli import DEFAULT_COLOUR_TILT
+
+    text_model = make_model_dir(tmp_path_factory.mktemp("colour_tilt_text_model"), text_vocab=["snow", "night"])
+    image = np.zeros((192, 128, 3), dtype=np.uint8)
+    image[:, :, 2] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+
+    def run(name, *flags):
+        return extend(text_model, source, tmp_path, name, *flags)[1]
+
+    assert DEFAULT_COLOUR_TILT > 0
+    default = run("default")
+    assert np.array_equal(default, run("explicit", "--colour-tilt", f"{DEFAULT_COLOUR_TILT}"))
+    assert not np.array_equal(default, run("off", "--colour-tilt", "0"))
+    prompted = run("prompted", "--text", "snow")
+    assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--colour-tilt", "0"))
+    assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--colour-tilt", "2"))

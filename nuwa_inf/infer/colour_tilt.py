@@ -11,9 +11,9 @@ Before each wave, for each canvas token row r (within `REACH` rows of it):
     μ_r  the mean colour of the input's kept tokens (each code's colour, colour_prior.code_colours),
     g_r  the mean colour of the tokens generated so far (outside the input), n_r how many there are,
 and every code k gets the logit
-    − strength · n_r / (n_r + SETTLE) · (g_r − μ_r) · (c_k − μ_r) / SCALE², within ±CAP
-(colours in RGB, or Cb and Cr at CHROMA_SCALE: `SPACE`; ÷ SCALE², or through the inverse of the input's
-colour covariance at that height: `NORMALISE`),
+    − strength · n_r / (n_r + SETTLE) · (g_r − μ_r)ᵀ (Σ_r + RIDGE·I)⁻¹ (c_k − μ_r), within ±CAP
+(Σ_r the covariance of the input's token colours near that height, `NORMALISE = "input"`, or
+Σ_r + RIDGE·I replaced by SCALE²·I, "fixed"; colours in RGB, or Cb and Cr: `SPACE`),
 the exponential tilt that moves the expected colour against the bias measured: codes on the far
 side of μ_r from g_r gain, codes beyond g_r lose, and nothing changes where the generated rows keep
 the input's mean. Rows the input does not reach get nothing.
@@ -40,12 +40,13 @@ CAP = 1.5
 # one seed: the sunset better, the snowy day worse, README)
 SPACE = "rgb"
 CHROMA_SCALE = 0.03
-# how a bias turns into logits: "fixed" (÷ SCALE², the same in every row) or "input" (× the inverse of
-# the colour covariance of the input's tokens at that height, plus RIDGE: the exponential tilt that
-# moves a distribution of that spread by `strength` × the bias, so busy rows (snow and ink) get a
-# gentle pull and uniform ones (a night sky) a firm one; three seeds at 4096 px wide: the sunset's carry
-# better, the night's worse, the mean within the seeds' spread, README)
-NORMALISE = "fixed"
+# how a bias turns into logits: "input" (× the inverse of the colour covariance of the input's tokens
+# at that height, plus RIDGE: the exponential tilt that moves a distribution of that spread by
+# `strength` × the bias, so busy rows (snow and ink) get a gentle pull and uniform ones (a night sky)
+# a firm one; extend's default since 2026-12-07, measured on three seeds at 8192 px wide: README) or
+# "fixed" (÷ SCALE², the same in every row: the first rule, which darkened a snowy day's ridges on
+# one machine's samples)
+NORMALISE = "input"
 RIDGE = 0.03 ** 2
 
 
