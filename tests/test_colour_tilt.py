@@ -200,3 +200,12 @@ def test_extend_tilts_by_default_and_not_with_a_prompt(tmp_path_factory, tiny_sc
     prompted = run("prompted", "--text", "snow")
     assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--colour-tilt", "0"))
     assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--colour-tilt", "2"))
+
+
+def test_a_canvas_shorter_than_the_pooling_window_keeps_its_row_count():
+    """Three token rows with REACH 4: every row pools all three, and the logits have three rows (a
+    convolution in "same" mode would return the window's nine)."""
+    tokens = canvas(WHITE)[:3]
+    logits = colour_tilt(tokens, (0, 4, 3, 8), COLOURS, strength=0.2).numpy()
+    assert logits.shape == (3, len(COLOURS))
+    assert np.abs(logits).max() > 0 and np.allclose(logits[0], logits[2])

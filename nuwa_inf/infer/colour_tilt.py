@@ -56,8 +56,13 @@ def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndar
     sums = (values * mask[..., None]).sum(axis=1)                     # (rows, channels)
     counts = mask.sum(axis=1).astype(np.float64)                      # (rows,)
     kernel = np.ones(2 * reach + 1)
-    pooled = np.stack([np.convolve(sums[:, c], kernel, mode="same") for c in range(sums.shape[1])], axis=1)
-    return pooled, np.convolve(counts, kernel, mode="same")
+    rows = len(counts)  # "full", cut to the rows: "same" returns the kernel's length on a canvas shorter than it
+
+    def pool(column: np.ndarray) -> np.ndarray:
+        return np.convolve(column, kernel, mode="full")[reach:reach + rows]
+
+    pooled = np.stack([pool(sums[:, c]) for c in range(sums.shape[1])], axis=1)
+    return pooled, pool(counts)
 
 
 def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: np.ndarray,
