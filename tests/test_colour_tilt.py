@@ -209,3 +209,9 @@ def test_a_canvas_shorter_than_the_pooling_window_keeps_its_row_count():
     logits = colour_tilt(tokens, (0, 4, 3, 8), COLOURS, strength=0.2).numpy()
     assert logits.shape == (3, len(COLOURS))
     assert np.abs(logits).max() > 0 and np.allclose(logits[0], logits[2])
+
+
+def test_an_input_with_no_kept_token_columns_gets_no_tilt():
+    """A one-pixel input keeps no whole token: nothing to pull towards, so the logits are zero."""
+    logits = colour_tilt(canvas(WHITE), (0, 4, 4, 4), COLOURS, strength=0.5).numpy()
+    assert logits.shape == (8, len(COLOURS)) and np.allclose(logits, 0.0)

@@ -98,9 +98,9 @@ def _whitened(bias: np.ndarray, values: np.ndarray, mask: np.ndarray, target: np
     """bias (rows, channels) → Σ_r⁻¹ · bias per row, Σ_r the covariance (+ RIDGE, in SCALE units) of
     the masked values (rows, cols, channels) within `reach` rows: the tilt that moves a distribution
     with the input's spread at that height by the bias itself."""
-    channels = values.shape[2]
+    rows, cols, channels = values.shape
     outer = values[..., :, None] * values[..., None, :]               # (rows, cols, channels, channels)
-    second, _ = _row_sums(outer.reshape(*values.shape[:2], -1), mask, reach)
+    second, _ = _row_sums(outer.reshape(rows, cols, channels * channels), mask, reach)  # cols may be 0
     second = second.reshape(-1, channels, channels) / np.maximum(count, 1)[:, None, None]
     spread = second - target[:, :, None] * target[:, None, :]         # (rows, channels, channels)
     spread += np.eye(channels) * RIDGE / _unit() ** 2
