@@ -79,11 +79,17 @@ def codes_by_row(tokens: np.ndarray, vocab: int) -> np.ndarray:
 
 def codes_within_reach(used: np.ndarray, rows: np.ndarray, reach: int) -> np.ndarray:
     """(len(rows), vocab) bool: the codes `used` (h, vocab) within `reach` rows of each of `rows`
-    (row indices into `used`), as a running window of cumulative counts."""
-    h, vocab = used.shape
-    counts = np.concatenate([np.zeros((1, vocab), np.int32), np.cumsum(used, axis=0, dtype=np.int32)])
+    (row indices into `used`)."""
+    return window_sums(used.astype(np.int32), rows, reach) > 0
+
+
+def window_sums(per_row: np.ndarray, rows: np.ndarray, reach: int) -> np.ndarray:
+    """(len(rows), ...) the sums of `per_row` (h, ...) over the rows within `reach` of each of
+    `rows` (row indices into `per_row`), as a running window of cumulative sums."""
+    h = per_row.shape[0]
+    totals = np.concatenate([np.zeros((1, *per_row.shape[1:]), per_row.dtype), np.cumsum(per_row, axis=0)])
     lo, hi = np.clip(rows - reach, 0, h), np.clip(rows + reach + 1, 0, h)
-    return (counts[hi] - counts[lo]) > 0
+    return totals[hi] - totals[lo]
 
 
 def colour_farness(allowed: np.ndarray, colours: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..colour import ycbcr
+from .code_prior import window_sums
 
 REACH = 4        # token rows either side pooled into a row's means (64 px at 16 px a token)
 SCALE = 0.1      # colour distance (RGB in [0, 1]) at which a bias of the same size moves a logit by 1
@@ -55,14 +56,8 @@ def _row_sums(values: np.ndarray, mask: np.ndarray, reach: int) -> tuple[np.ndar
     (sum of the masked values (rows, channels), their count (rows,))."""
     sums = (values * mask[..., None]).sum(axis=1)                     # (rows, channels)
     counts = mask.sum(axis=1).astype(np.float64)                      # (rows,)
-    kernel = np.ones(2 * reach + 1)
-    rows = len(counts)  # "full", cut to the rows: "same" returns the kernel's length on a canvas shorter than it
-
-    def pool(column: np.ndarray) -> np.ndarray:
-        return np.convolve(column, kernel, mode="full")[reach:reach + rows]
-
-    pooled = np.stack([pool(sums[:, c]) for c in range(sums.shape[1])], axis=1)
-    return pooled, pool(counts)
+    rows = np.arange(len(counts))
+    return window_sums(sums, rows, reach), window_sums(counts, rows, reach)
 
 
 def colour_tilt(tokens: np.ndarray, known: tuple[int, int, int, int], colours: np.ndarray,
