@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import print_table  # beside this script
+
 FIGURES = ("carry", "layout", "border_vs_truth")
 
 
@@ -109,9 +111,12 @@ def describe_delta(delta: dict | None) -> str:
     return f"{delta['mean']:+.3f} ({delta['lower']}↓ {delta['higher']}↑ of {len(delta['seeds'])})"
 
 
-def format_rows(rows: list[dict], markdown: bool) -> str:
-    header = ["case", "setting", "seeds", "carry", "floor", "layout", "÷ floor", "border ÷ truth",
-              "Δ carry", "Δ layout"]
+HEADER = ["case", "setting", "seeds", "carry", "floor", "layout", "÷ floor", "border ÷ truth",
+          "Δ carry", "Δ layout"]
+
+
+def table_cells(rows: list[dict]) -> list[list[str]]:
+    """One list of HEADER's cells per summary row."""
     lines = []
     for row in rows:
         carry, layout, border = row["carry"], row["layout"], row["border_vs_truth"]
@@ -120,12 +125,7 @@ def format_rows(rows: list[dict], markdown: bool) -> str:
                       f"{carry[0]:.3f} ± {carry[1]:.3f}", f"{row['floor_carry']:.3f}",
                       f"{layout[0]:.3f} ± {layout[1]:.3f}", f"{layout[0] / row['floor_layout']:.2f}×",
                       f"{border[0]:.2f}", describe_delta(delta.get("carry")), describe_delta(delta.get("layout"))])
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(out + ["| " + " | ".join(cells) + " |" for cells in lines])
-    widths = [max(len(h), *(len(cells[i]) for cells in lines)) for i, h in enumerate(header)]
-    table = [header, *lines]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)) for cells in table)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"compare_continuation: {error}", file=sys.stderr)
             return 2
     rows = summarise(settings)
-    print(format_rows(rows, args.markdown))
+    cells = table_cells(rows)
+    if args.markdown:
+        print("\n".join(["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+                        + ["| " + " | ".join(line) + " |" for line in cells]))
+    else:
+        print_table(HEADER, cells)
     keys = sorted(set.intersection(*(set(runs) for runs in settings.values())))
     print(f"\nmean over the {len(keys)} cases every setting has:")
     for name in settings:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_continuation.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the script imports benchmarks/common.py, as it does when run
 spec = importlib.util.spec_from_file_location("compare_continuation", SCRIPT)
 compare = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare)
