@@ -122,12 +122,12 @@ class Model:
         (infer/code_prior.py; 0: off; None: extend's measured default without a prompt,
         `infer.cli.DEFAULT_CODE_PRIOR`, and off with one); code_prior_far: up to how much more (× the
         strength) a code pays whose colour is far from every colour the input's codes have near that
-        height (None: `infer.cli.DEFAULT_CODE_PRIOR_FAR`). neighbour_match: the share of each
+        height (None: `infer.cli.DEFAULT_CODE_PRIOR_FAR`). neighbour_match: the largest share of each
         token's probabilities given to the input's votes, the codes it puts where its neighbourhood
-        looks like the token's (infer/neighbour_match.py; 0: off; None:
-        `infer.cli.DEFAULT_NEIGHBOUR_MATCH`). colour_tilt: how hard the mean colour of the generated
-        rows at each height is pulled back to the input's (infer/colour_tilt.py; 0: off; None:
-        `infer.cli.DEFAULT_COLOUR_TILT` without text, 0 with it).
+        looks like the token's, scaled by how much they agree (infer/neighbour_match.py; 0: off; None:
+        `infer.cli.DEFAULT_NEIGHBOUR_MATCH` without text, 0 with it). colour_tilt: how hard the mean
+        colour of the generated rows at each height is pulled back to the input's
+        (infer/colour_tilt.py; 0: off; None: `infer.cli.DEFAULT_COLOUR_TILT` without text, 0 with it).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).

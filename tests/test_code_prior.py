@@ -94,8 +94,9 @@ def test_a_strong_prior_keeps_the_extension_to_the_input_codes_and_stays_exact(m
     source = tmp_path / "input.png"
     Image.fromarray(image).save(source)
 
-    def extend_keeping_tokens(name, *extra):
-        image = extend(model_dir, source, tmp_path, name, "--run-dir", str(tmp_path / name), *extra)
+    def extend_keeping_tokens(name, *extra):  # the input's votes off: the model and the prior alone
+        image = extend(model_dir, source, tmp_path, name, "--run-dir", str(tmp_path / name),
+                       "--neighbour-match", "0", *extra)
         state = json.loads((tmp_path / name / "state.json").read_text())
         return image, np.load(tmp_path / name / state["files"]["tokens"])
 
@@ -140,9 +141,9 @@ def test_graded_a_job_draws_fewer_far_colours_and_stays_exact(model_dir, tmp_pat
     source = tmp_path / "input.png"
     Image.fromarray(image).save(source)
 
-    def tokens_of(name, *extra):
+    def tokens_of(name, *extra):  # the input's votes off: the prior alone
         image = extend(model_dir, source, tmp_path, name, "--run-dir", str(tmp_path / name), "--code-prior", "1",
-                       *extra)
+                       "--neighbour-match", "0", *extra)
         state = json.loads((tmp_path / name / "state.json").read_text())
         return image, np.load(tmp_path / name / state["files"]["tokens"])
 
@@ -173,8 +174,8 @@ def test_extend_applies_it_by_default_and_not_with_a_prompt(tmp_path_factory, tm
     source = tmp_path / "input.png"
     Image.fromarray(image).save(source)
 
-    def run(name, *extra):
-        return extend(text_model, source, tmp_path, name, *extra)
+    def run(name, *extra):  # the input's votes off: they would keep the codes to the input's without the prior
+        return extend(text_model, source, tmp_path, name, "--neighbour-match", "0", *extra)
 
     assert DEFAULT_CODE_PRIOR > 0
     assert np.array_equal(run("default"), run("explicit", "--code-prior", f"{DEFAULT_CODE_PRIOR}"))

@@ -132,6 +132,20 @@ def test_mixing_gives_the_votes_their_share_only_where_there_are_any():
     assert low.tolist() == [3, 0]               # code 3 holds 0.9 + 0.1/4 of the mass: u = 0.1 lands on it
 
 
+def test_the_confidence_share_follows_how_much_the_votes_agree(monkeypatch):
+    """Under SHARE = "confidence" votes all for one code take the whole weight, votes split
+    evenly over four codes a quarter of it, no votes none; under "flat" every token the weight."""
+    from nuwa_inf.infer import neighbour_match
+    source = InputNeighbours(striped_input(), first_row=0, digits=code_digits(QUANTIZER))
+    patches = PatchNeighbours(source, np.full((8, 12), -1), [(0, 0, 1)], patch_h=4, patch_w=4, vocab=VOCAB)
+    votes = torch.zeros(3, VOCAB, dtype=torch.float64)
+    votes[0, SKY], votes[1, [SKY, DARK, PALE, 7]] = 1.0, 0.25
+    monkeypatch.setattr(neighbour_match, "SHARE", "confidence")
+    assert patches.shares(votes, 0.8)[:, 0].tolist() == pytest.approx([0.8, 0.2, 0.0])
+    monkeypatch.setattr(neighbour_match, "SHARE", "flat")
+    assert patches.shares(votes, 0.8)[:, 0].tolist() == pytest.approx([0.8, 0.8, 0.8])
+
+
 def extend(model, source, out_dir, name, *extra):
     return extend_kept(model, source, out_dir, name, 640, 192, "--threads", "1", *extra)
 
@@ -170,6 +184,30 @@ def test_a_job_with_the_match_continues_the_input_codes_and_stays_exact(model_di
 
     assert share_of_input_codes(plain_tokens) < 0.4
     assert share_of_input_codes(matched_tokens) > 0.6
+
+
+def test_extend_votes_by_default_and_not_with_a_prompt(tmp_path_factory, tmp_path):
+    """Without a prompt extend's default is DEFAULT_NEIGHBOUR_MATCH; with one (which may ask for
+    what the input lacks) the votes are off unless asked for."""
+    from nuwa_inf.infer.cli import DEFAULT_NEIGHBOUR_MATCH
+
+    text_model = make_model_dir(tmp_path_factory.mktemp("neighbour_match_text_model"), text_vocab=["snow"])
+    image = np.zeros((192, 128, 3), dtype=np.uint8)
+    image[:, :, 1] = np.linspace(0, 255, 192, dtype=np.uint8)[:, None]
+    image[:, ::16, 0] = 220
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+
+    def run(name, *flags):
+        return extend(text_model, source, tmp_path, name, *flags)[1]
+
+    assert DEFAULT_NEIGHBOUR_MATCH > 0
+    default = run("default")
+    assert np.array_equal(default, run("explicit", "--neighbour-match", f"{DEFAULT_NEIGHBOUR_MATCH}"))
+    assert not np.array_equal(default, run("off", "--neighbour-match", "0"))
+    prompted = run("prompted", "--text", "snow")
+    assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--neighbour-match", "0"))
+    assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--neighbour-match", "1"))
 
 
 def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tmp_path, monkeypatch):

@@ -10,6 +10,10 @@ weight exp(−distance / τ), and the votes, normalised, are mixed into the mode
 
     p = (1 − λ) · p_model + λ · p_match                 (kNN-LM's interpolation)
 
+with λ = L · Σ p_match², the votes' concentration (`SHARE`): where the input's like neighbourhoods
+agree on one code (a smooth sky, still water, a horizon) the votes take nearly L, where they are
+split (a ridge may start anywhere) the model keeps its say.
+
 Distances are between codes' FSQ digits (each code's level on each latent channel, scaled to
 [−1, 1]): near codes of a smooth sky are near, a tree's code is far from the water's. An input
 neighbour outside the input counts as `MISSING`. A token with no known neighbour gets the codes
@@ -19,10 +23,12 @@ water) stays at its height.
 Deterministic in the canvas's tokens (earlier waves') and the patch's own earlier tokens, so
 per-patch RNG, batch invariance and resume stay exact.
 
-Measured (README, "Continuation against the truth"): the horizon, the water's level and a clean
-sky run on along the whole strip, but the votes favour the input's commonest codes at each
-height, so ridges lose mass; the carry figure got worse. An option (`--neighbour-match`), off
-by default.
+Measured (README, "Continuation against the truth"): at a flat share the horizon, the water's
+level and a clean sky run on along the whole strip, but the votes favour the input's commonest
+codes at each height, so ridges lose mass and the carry figure got worse; scaled by their
+concentration they keep the horizon and water and leave most ridges their peaks (not where the
+input's own ridges are flat inside: a snowy day's thin to spikes). Extend's default without a
+prompt (`--neighbour-match`, infer/cli.py).
 """
 from __future__ import annotations
 
@@ -34,6 +40,9 @@ ROWS = 2          # input token rows on each side of a token's height whose toke
 TAU = 0.05        # distance scale of the votes' weights (squared digit distance, mean over neighbours)
 MISSING = 1.0     # distance of a neighbour the input lacks (outside it)
 ROW_COST = 0.02   # distance added per row between a voter and the token's height
+SHARE = "confidence"  # "flat": the votes take the share L of every token; "confidence": L · Σ votes², their
+                      # concentration — near L where the input's like neighbourhoods agree on one code
+                      # (a smooth sky, still water), near 0 where they are split (a ridge may start anywhere)
 
 
 def neighbourhood(radius: int) -> tuple[tuple[int, int], ...]:
@@ -135,6 +144,13 @@ class PatchNeighbours:
         if self.row_voters[0] != row:
             self.row_voters = (row, self.source.voters([first + row for first in self.first_rows]))
         return self.source.votes(self.neighbours(t, drawn), self.row_voters[1], self.vocab)
+
+    def shares(self, votes: torch.Tensor, weight: float) -> torch.Tensor:
+        """(n, 1) the share of `votes` (n, vocab) in each token's probabilities at `--neighbour-match`
+        `weight`: see `SHARE`."""
+        if SHARE == "flat":
+            return torch.full((len(votes), 1), weight, dtype=votes.dtype)
+        return weight * votes.square().sum(-1, keepdim=True)
 
     def neighbours(self, t: int, drawn: torch.Tensor) -> torch.Tensor:
         """(n, N) the codes around token t of each patch (−1: not drawn), its own `drawn` (n, ≥ t) in."""

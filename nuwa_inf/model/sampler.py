@@ -44,7 +44,7 @@ def patch_canvas_rows(positions: list[Pos], canvas_token_rows: int, patch_h: int
 
 def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int,
                 top_p: float, min_p: float = 0.0, mix: torch.Tensor | None = None,
-                mix_weight: float = 0.0) -> torch.Tensor:
+                mix_weight: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Inverse-CDF sampling of (n, V) logits with one uniform per row → (n,) int64.
 
     Truncations, after the temperature: `top_k` keeps the k likeliest codes, `top_p` the
@@ -64,7 +64,7 @@ def pick_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
         drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
         probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
-    if mix is not None and mix_weight > 0:
+    if mix is not None:
         weight = mix_weight * (mix.sum(-1, keepdim=True) > 0)                       # (n, 1)
         probs = (1 - weight) * probs / probs.sum(-1, keepdim=True) + weight * mix.to(probs.dtype)
     cdf = probs.cumsum(-1)
@@ -175,7 +175,7 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
     `row_bias` (n, patch_h, V) is added to the logits of every token of that patch row (before the
     temperature): the input's colour prior (infer/colour_prior.py). `min_p`: see `pick_tokens`.
     `match(t, tokens)` → (n, V) probabilities for token t given the tokens drawn so far, mixed in
-    at `match_weight` (infer/neighbour_match.py; `pick_tokens`'s `mix`).
+    at `match.shares(votes, match_weight)` (infer/neighbour_match.py; `pick_tokens`'s `mix`).
     → (tokens (n, P), [(K, V) per sampler])."""
     cfg = samplers[0].cfg
     n = layout.ctx_index.shape[0]
@@ -196,8 +196,9 @@ def sample_guided(samplers: list[WaveSampler], guidance: float, layout: PatchLay
             mixed = mixed + row_bias[:, t // cfg.patch_w].to(mixed.dtype)
         first_row = first_row_temperature is not None and t < cfg.patch_w
         votes = match(t, tokens) if match is not None and match_weight > 0 else None
+        share = match.shares(votes, match_weight) if votes is not None else 0.0
         next_ids = pick_tokens(mixed, uniforms[:, t], first_row_temperature if first_row else temperature, top_k, top_p,
-                               min_p, votes, match_weight)
+                               min_p, votes, share)
         if forced is not None:
             next_ids = torch.where(forced[:, t] >= 0, forced[:, t], next_ids)
         tokens[:, t] = next_ids
