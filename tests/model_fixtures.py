@@ -66,3 +66,18 @@ def extend_kept(model_dir: Path, source: Path, out_dir: Path, name: str, width: 
                  "--model", str(model_dir), "--quiet", "--run-dir", str(out_dir / name), *flags]) == 0
     state = json.loads((out_dir / name / "state.json").read_text())
     return np.asarray(Image.open(out)), np.load(out_dir / name / state["files"]["tokens"])
+
+
+def check_on_by_default_without_a_prompt(run, flag: str, default: float, forced: str, word: str = "snow"):
+    """`run(name, *flags)` → an extend's result (its image or tokens, with a text model): the
+    default of `flag` is `default` without a prompt and off with one (`word`), unless asked for
+    (`forced`)."""
+    import numpy as np
+
+    assert default > 0
+    plain = run("default")
+    assert np.array_equal(plain, run("explicit", flag, f"{default}"))
+    assert not np.array_equal(plain, run("off", flag, "0"))
+    prompted = run("prompted", "--text", word)
+    assert np.array_equal(prompted, run("prompted_off", "--text", word, flag, "0"))
+    assert not np.array_equal(prompted, run("prompted_on", "--text", word, flag, forced))

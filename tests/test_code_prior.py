@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model_fixtures import make_model_dir
+from model_fixtures import check_on_by_default_without_a_prompt, make_model_dir
 from nuwa_inf.cli import main
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.code_prior import row_code_prior
@@ -177,9 +177,4 @@ def test_extend_applies_it_by_default_and_not_with_a_prompt(tmp_path_factory, tm
     def run(name, *extra):  # the input's votes off: they would keep the codes to the input's without the prior
         return extend(text_model, source, tmp_path, name, "--neighbour-match", "0", *extra)
 
-    assert DEFAULT_CODE_PRIOR > 0
-    assert np.array_equal(run("default"), run("explicit", "--code-prior", f"{DEFAULT_CODE_PRIOR}"))
-    assert not np.array_equal(run("default_again"), run("off", "--code-prior", "0"))
-    prompted = run("prompted", "--text", "snow")
-    assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--code-prior", "0"))
-    assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--code-prior", "2"))
+    check_on_by_default_without_a_prompt(run, "--code-prior", DEFAULT_CODE_PRIOR, forced="2")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_fixtures import extend_kept, make_model_dir, stopped_then_resumed
+from model_fixtures import check_on_by_default_without_a_prompt, extend_kept, make_model_dir, stopped_then_resumed
 from nuwa_inf.cli import main
 from nuwa_inf.infer import colour_tilt as colour_tilt_module
 from nuwa_inf.infer.bundle import load_bundle
@@ -194,13 +194,7 @@ def test_extend_tilts_by_default_and_not_with_a_prompt(tmp_path_factory, tiny_sc
     def run(name, *flags):
         return extend(text_model, source, tmp_path, name, *flags)[1]
 
-    assert DEFAULT_COLOUR_TILT > 0
-    default = run("default")
-    assert np.array_equal(default, run("explicit", "--colour-tilt", f"{DEFAULT_COLOUR_TILT}"))
-    assert not np.array_equal(default, run("off", "--colour-tilt", "0"))
-    prompted = run("prompted", "--text", "snow")
-    assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--colour-tilt", "0"))
-    assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--colour-tilt", "2"))
+    check_on_by_default_without_a_prompt(run, "--colour-tilt", DEFAULT_COLOUR_TILT, forced="2")
 
 
 def test_a_canvas_shorter_than_the_pooling_window_keeps_its_row_count():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model_fixtures import extend_kept, make_model_dir, stopped_then_resumed
+from model_fixtures import check_on_by_default_without_a_prompt, extend_kept, make_model_dir, stopped_then_resumed
 from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.neighbour_match import InputNeighbours, PatchNeighbours, code_digits, neighbourhood
 from nuwa_inf.infer.placement import place
@@ -201,13 +201,7 @@ def test_extend_votes_by_default_and_not_with_a_prompt(tmp_path_factory, tmp_pat
     def run(name, *flags):
         return extend(text_model, source, tmp_path, name, *flags)[1]
 
-    assert DEFAULT_NEIGHBOUR_MATCH > 0
-    default = run("default")
-    assert np.array_equal(default, run("explicit", "--neighbour-match", f"{DEFAULT_NEIGHBOUR_MATCH}"))
-    assert not np.array_equal(default, run("off", "--neighbour-match", "0"))
-    prompted = run("prompted", "--text", "snow")
-    assert np.array_equal(prompted, run("prompted_off", "--text", "snow", "--neighbour-match", "0"))
-    assert not np.array_equal(prompted, run("prompted_on", "--text", "snow", "--neighbour-match", "1"))
+    check_on_by_default_without_a_prompt(run, "--neighbour-match", DEFAULT_NEIGHBOUR_MATCH, forced="1")
 
 
 def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tmp_path, monkeypatch):
