@@ -116,9 +116,14 @@ class CanvasSettings:
     def guidance_scale(self) -> float:
         return (DEFAULT_GUIDANCE if self.text else 1.0) if self.guidance is None else self.guidance
 
+    def _unless_prompted(self, value: float | None, default: float) -> float:
+        """`value`, or when unset `default` without a prompt and 0 with one (a prompt may ask for
+        what the input lacks: another light, snow, night)."""
+        return (0.0 if self.text else default) if value is None else value
+
     @property
     def code_prior_strength(self) -> float:
-        return (0.0 if self.text else DEFAULT_CODE_PRIOR) if self.code_prior is None else self.code_prior
+        return self._unless_prompted(self.code_prior, DEFAULT_CODE_PRIOR)
 
     @property
     def code_prior_far_extra(self) -> float:
@@ -130,11 +135,11 @@ class CanvasSettings:
 
     @property
     def neighbour_match_share(self) -> float:
-        return (0.0 if self.text else DEFAULT_NEIGHBOUR_MATCH) if self.neighbour_match is None else self.neighbour_match
+        return self._unless_prompted(self.neighbour_match, DEFAULT_NEIGHBOUR_MATCH)
 
     @property
     def colour_tilt_strength(self) -> float:
-        return (0.0 if self.text else DEFAULT_COLOUR_TILT) if self.colour_tilt is None else self.colour_tilt
+        return self._unless_prompted(self.colour_tilt, DEFAULT_COLOUR_TILT)
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
