@@ -244,6 +244,8 @@ def test_train_model_refuses_bad_data(name, mentions, corpus, models, tmp_path, 
     (["--attn-backend", "magic"], "magic"),
     (["--device", "tpu"], "--device"),
     (["--order", "sideways"], "--order"),
+    (["--colour-match", "3"], "--colour-match"),
+    (["--colour-match", "-0.5"], "--colour-match"),
     (["--no-such-flag"], "unrecognized"),
 ])
 def test_extend_refuses_bad_flags(flags, mentions, corpus, models, tmp_path, capsys):

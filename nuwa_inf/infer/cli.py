@@ -68,6 +68,12 @@ DEFAULT_NEIGHBOUR_MATCH = 1.0
 # benchmarks/bench_continuation.py (4 held-out 8192×2048 cases, three sampling seeds): the night's
 # layout within its target on every seed, the mean level; README, "Continuation against the truth"
 DEFAULT_COLOUR_TILT = 0.5
+# extend without a prompt: how much of the decoder's colour cast, measured on the input (its pixels
+# against its own decoded tokens), is taken off every decoded window (infer/colour_match.py; chroma
+# only), unless --colour-match says otherwise; off with a prompt, which may ask for colours the input
+# lacks (the fit knows only the input's). Measured with benchmarks/bench_continuation.py (4 held-out
+# 8192×2048 cases, three sampling seeds): README, "Continuation against the truth"
+DEFAULT_COLOUR_MATCH = 1.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
 # benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
@@ -108,6 +114,8 @@ class CanvasSettings:
                                           # None: DEFAULT_NEIGHBOUR_MATCH without a prompt, 0 with one
     colour_tilt: float | None = None  # with an input: pull of the rows' mean colour to its own
                                       # (infer/colour_tilt.py); None: DEFAULT_COLOUR_TILT
+    colour_match: float | None = None  # with an input: share of the decoder's colour cast taken off
+                                       # (infer/colour_match.py); None: DEFAULT_COLOUR_MATCH
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
@@ -140,6 +148,10 @@ class CanvasSettings:
     @property
     def colour_tilt_strength(self) -> float:
         return self._unless_prompted(self.colour_tilt, DEFAULT_COLOUR_TILT)
+
+    @property
+    def colour_match_strength(self) -> float:
+        return self._unless_prompted(self.colour_match, DEFAULT_COLOUR_MATCH)
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -178,6 +190,8 @@ class CanvasSettings:
             raise UserError(f"--neighbour-match must lie in [0, 1], got {self.neighbour_match}")
         if self.colour_tilt is not None and not 0 <= self.colour_tilt <= 10:
             raise UserError(f"--colour-tilt must lie in [0, 10], got {self.colour_tilt}")
+        if self.colour_match is not None and not 0 <= self.colour_match <= 2:
+            raise UserError(f"--colour-match must lie in [0, 2], got {self.colour_match}")
         if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
             raise UserError(f"--adapt must lie in [0, {MAX_ADAPT_STEPS}] steps, got {self.adapt}")
         if not 0 <= self.style_weight <= 1:
@@ -237,6 +251,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    canvas_prior=settings.canvas_prior_strength if image is None else 0.0,
                    neighbour_match=settings.neighbour_match_share if image is not None else 0.0,
                    colour_tilt=settings.colour_tilt_strength if image is not None else 0.0,
+                   colour_match=settings.colour_match_strength if image is not None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)
     if not resume:
@@ -302,6 +317,10 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                             help="with an input: pull the mean colour that the generated rows reach at each "
                                  "height back to the input's, with strength W (default "
                                  f"{DEFAULT_COLOUR_TILT:g}, 0 with --text; 0 = off)")
+        parser.add_argument("--colour-match", type=float, default=None, metavar="W",
+                            help="with an input: take W × the decoder's colour cast, measured on the input's own "
+                                 "decoded tokens, off every decoded pixel (chroma only; default "
+                                 f"{DEFAULT_COLOUR_MATCH:g}, 0 with --text; 0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
@@ -353,6 +372,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           canvas_prior=getattr(args, "canvas_prior", None),
                           neighbour_match=getattr(args, "neighbour_match", None),
                           colour_tilt=getattr(args, "colour_tilt", None),
+                          colour_match=getattr(args, "colour_match", None),
                           adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 
 

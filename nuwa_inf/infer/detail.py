@@ -41,7 +41,7 @@ def _kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def _blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
+def blur_planes(planes: torch.Tensor, sigma: float) -> torch.Tensor:
     """(C, 1, h, w) float → the same, Gaussian-blurred (separable, edges reflected): a weighted
     sum of shifted copies, several times faster on a CPU than a one-channel conv2d."""
     k = _kernel(sigma).tolist()
@@ -54,14 +54,14 @@ def _blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
     return sum(w * padded[..., i:i + height, :] for i, w in enumerate(k))
 
 
-def _planes(pixels: np.ndarray) -> torch.Tensor:
+def pixel_planes(pixels: np.ndarray) -> torch.Tensor:
     """(h, w, 3) → (3, 1, h, w) float32."""
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[:, None].float()
 
 
 def split_fine(pixels: np.ndarray, sigma: float = FINE_SIGMA) -> tuple[np.ndarray, np.ndarray]:
     """(h, w, 3) → (base, fine) float32, base a Gaussian blur (edges reflected), fine the rest."""
-    base = _blur(_planes(pixels), sigma)[:, 0].permute(1, 2, 0).numpy()
+    base = blur_planes(pixel_planes(pixels), sigma)[:, 0].permute(1, 2, 0).numpy()
     return base, pixels.astype(np.float32) - base
 
 
@@ -78,8 +78,8 @@ def scale_fine(pixels: np.ndarray, alpha: float) -> np.ndarray:
     """(h, w, 3) uint8 with its finest band × alpha (uint8 again); alpha 1 returns it as it is."""
     if alpha == 1.0:
         return pixels
-    planes = _planes(pixels)
-    out = torch.lerp(_blur(planes, FINE_SIGMA), planes, alpha)                # base + α · (pixels − base)
+    planes = pixel_planes(pixels)
+    out = torch.lerp(blur_planes(planes, FINE_SIGMA), planes, alpha)                # base + α · (pixels − base)
     return out.round_().clamp_(0, 255).to(torch.uint8)[:, 0].permute(1, 2, 0).contiguous().numpy()
 
 

@@ -40,6 +40,7 @@ from .adapt import adapted_model
 from .border_blend import bands, blend_band, blend_width, in_any_band
 from .canvas_prior import canvas_colour_prior
 from .code_prior import patch_row_bias, row_code_prior
+from .colour_match import fit_shift, job_shift, shift_colours
 from .colour_prior import code_colours, row_prior
 from .colour_tilt import colour_tilt
 from .detail import fit_alpha, fit_window, job_alpha, scale_fine
@@ -104,6 +105,16 @@ class JobSpec:
     # scale the decoder's finest detail to the input's own (detail.py). False here, so that runs
     # saved before the option resume as they were; new jobs get the CLI's default
     detail_match: bool = False
+    # take the decoder's colour cast, measured on the input, off every decoded window, with this
+    # strength (colour_match.py). 0 here, so that runs saved before the option resume as they were
+    colour_match: float = 0.0
+
+
+def _in_turn(steps, pixels: np.ndarray) -> np.ndarray:
+    """`pixels` through each of the filters `steps`, in order."""
+    for step in steps:
+        pixels = step(pixels)
+    return pixels
 
 
 class CanvasRun:
@@ -117,7 +128,7 @@ class CanvasRun:
         tok, cfg = bundle.tokenizer, bundle.transformer.cfg
         self.cfg = cfg
         self.transformer = bundle.transformer  # or its copy adapted to the input (adapt.py), set in run()
-        self.post = None                       # the decoded windows' detail filter (detail.py), set in run()
+        self.post = None                       # the decoded windows' filter (colour_match.py, detail.py), set in run()
         self.placement = Placement(spec.width, spec.height, spec.x0, spec.y0, spec.in_w, spec.in_h,
                                    tok.downsample, cfg.patch_h, cfg.patch_w, spec.edge_tokens)
         pl = self.placement
@@ -312,26 +323,37 @@ class CanvasRun:
             self.canvas.write_region(band.rect[0], band.rect[1], out)
             self.blended.add(band.side)
 
-    def _detail_post(self, tokens: np.ndarray):
-        """With `detail_match` and an input: the filter that scales every decoded window's finest
-        band to the input's amount (detail.py), α fitted once on the input (at most its centre
-        2048 px) against its own decoded tokens and kept in the run directory; None otherwise (or
-        where α is 1)."""
+    def _post(self, tokens: np.ndarray):
+        """With an input: the filter every decoded window passes through — the decoder's colour cast
+        taken off (`colour_match` > 0, colour_match.py), then its finest band scaled to the input's
+        amount (`detail_match`, detail.py) —, both fitted once on the input (at most its centre 2048
+        px) against its own decoded tokens and kept in the run directory; None where neither acts."""
         ty0, tx0, ty1, tx1 = self.placement.known_tokens()
-        if not self.spec.detail_match or ty1 <= ty0 or tx1 <= tx0:
+        if ty1 <= ty0 or tx1 <= tx0 or (not self.spec.detail_match and self.spec.colour_match <= 0):
             return None
+        fitted = {}
 
-        def fit() -> float:
-            f, spec = self.placement.f, self.spec
-            (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
-            ry0, rx0 = (ty0 + rows.start) * f - spec.y0, (tx0 + cols.start) * f - spec.x0  # in the input
-            window = tokens[ty0:ty1, tx0:tx1][rows, cols]
-            decoded = decode_tiled(self.bundle.tokenizer, window, tile=DECODE_TILE)[ys, xs]
-            original = self.image[ry0: ry0 + window.shape[0] * f, rx0: rx0 + window.shape[1] * f][ys, xs]
-            return fit_alpha(original, decoded)
+        def input_and_decoded() -> tuple[np.ndarray, np.ndarray]:  # decoded once for both fits
+            if not fitted:
+                f, spec = self.placement.f, self.spec
+                (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
+                ry0, rx0 = (ty0 + rows.start) * f - spec.y0, (tx0 + cols.start) * f - spec.x0  # in the input
+                window = tokens[ty0:ty1, tx0:tx1][rows, cols]
+                fitted["decoded"] = decode_tiled(self.bundle.tokenizer, window, tile=DECODE_TILE)[ys, xs]
+                fitted["input"] = self.image[ry0: ry0 + window.shape[0] * f, rx0: rx0 + window.shape[1] * f][ys, xs]
+            return fitted["input"], fitted["decoded"]
 
-        alpha = job_alpha(self.run_dir, fit)
-        return None if alpha == 1.0 else partial(scale_fine, alpha=alpha)
+        steps = []
+        if self.spec.colour_match > 0:
+            matrix = job_shift(self.run_dir, lambda: fit_shift(*input_and_decoded()))
+            steps.append(partial(shift_colours, matrix=matrix, strength=self.spec.colour_match))
+        if self.spec.detail_match:
+            alpha = job_alpha(self.run_dir, lambda: fit_alpha(*input_and_decoded()))
+            if alpha != 1.0:
+                steps.append(partial(scale_fine, alpha=alpha))
+        if not steps:
+            return None
+        return steps[0] if len(steps) == 1 else partial(_in_turn, steps)
 
     def _adapt(self, tokens: np.ndarray) -> None:
         """With `adapt` steps and an input: sample with a copy of the transformer fine-tuned on the
@@ -392,13 +414,13 @@ class CanvasRun:
         self.canvas = PixelCanvas(self.run_dir / "pixels.raw", spec.height, spec.width, create=not resuming)
         if resuming:
             start_wave, tokens, decoded = self._load_state()
-            self.post = self._detail_post(tokens)
+            self.post = self._post(tokens)
             self._adapt(tokens)
             self.samplers = self._samplers(tokens)
         else:
             tokens = self._initial_tokens()
             decoded = np.zeros(pl.tok_w, dtype=bool)
-            self.post = self._detail_post(tokens)
+            self.post = self._post(tokens)
             self._adapt(tokens)
             self.samplers = self._samplers(tokens)
             self._prefill(tokens)
