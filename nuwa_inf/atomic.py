@@ -47,6 +47,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def kept_json(path: str | os.PathLike, make) -> Any:
+    """The JSON value kept at `path`, or `make()` now, kept there (atomically) and read back, so
+    that a first run and a resumed one use the same value (a fit kept in a run directory)."""
+    path = Path(path)
+    if not path.is_file():
+        write_json(path, make())
+    return json.loads(path.read_text())
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)

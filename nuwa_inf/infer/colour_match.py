@@ -22,13 +22,12 @@ the truth").
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import write_json
+from ..atomic import kept_json
 from ..colour import BT601
 from .detail import blur_planes, pixel_planes
 
@@ -66,9 +65,5 @@ def shift_colours(pixels: np.ndarray, matrix: np.ndarray, strength: float = 1.0)
 
 def job_shift(run_dir: Path, fit) -> np.ndarray:
     """A kept in the run directory, or `fit()` now (and kept) for a new run."""
-    path = Path(run_dir) / COLOUR_FILE
-    if path.is_file():
-        return np.asarray(json.loads(path.read_text())["matrix"], dtype=np.float64)
-    matrix = fit()
-    write_json(path, {"matrix": np.asarray(matrix).tolist()})
-    return matrix
+    kept = kept_json(Path(run_dir) / COLOUR_FILE, lambda: {"matrix": np.asarray(fit()).tolist()})
+    return np.asarray(kept["matrix"], dtype=np.float64)

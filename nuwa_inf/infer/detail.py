@@ -17,14 +17,13 @@ kept in the run directory, so a resumed run draws the same pixels. α = 1 change
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import write_json
+from ..atomic import kept_json
 from ..colour import luma
 
 FINE_SIGMA = 1.0            # px: the finest band is what a blur of this size takes away
@@ -110,9 +109,4 @@ def fit_window(rows: int, cols: int, f: int) -> tuple[tuple[slice, slice], tuple
 
 def job_alpha(run_dir: Path, fit) -> float:
     """α kept in the run directory, or `fit()` now (and kept) for a new run."""
-    path = Path(run_dir) / DETAIL_FILE
-    if path.is_file():
-        return float(json.loads(path.read_text())["alpha"])
-    alpha = fit()
-    write_json(path, {"alpha": alpha})
-    return alpha
+    return float(kept_json(Path(run_dir) / DETAIL_FILE, lambda: {"alpha": fit()})["alpha"])

@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Callable
 
@@ -331,17 +331,15 @@ class CanvasRun:
         ty0, tx0, ty1, tx1 = self.placement.known_tokens()
         if ty1 <= ty0 or tx1 <= tx0 or (not self.spec.detail_match and self.spec.colour_match <= 0):
             return None
-        fitted = {}
 
-        def input_and_decoded() -> tuple[np.ndarray, np.ndarray]:  # decoded once for both fits
-            if not fitted:
-                f, spec = self.placement.f, self.spec
-                (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
-                ry0, rx0 = (ty0 + rows.start) * f - spec.y0, (tx0 + cols.start) * f - spec.x0  # in the input
-                window = tokens[ty0:ty1, tx0:tx1][rows, cols]
-                fitted["decoded"] = decode_tiled(self.bundle.tokenizer, window, tile=DECODE_TILE)[ys, xs]
-                fitted["input"] = self.image[ry0: ry0 + window.shape[0] * f, rx0: rx0 + window.shape[1] * f][ys, xs]
-            return fitted["input"], fitted["decoded"]
+        @cache  # decoded once for both fits, and only for a fit not kept in the run directory yet
+        def input_and_decoded() -> tuple[np.ndarray, np.ndarray]:
+            f, spec = self.placement.f, self.spec
+            (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
+            ry0, rx0 = (ty0 + rows.start) * f - spec.y0, (tx0 + cols.start) * f - spec.x0  # in the input
+            window = tokens[ty0:ty1, tx0:tx1][rows, cols]
+            decoded = decode_tiled(self.bundle.tokenizer, window, tile=DECODE_TILE)[ys, xs]
+            return self.image[ry0: ry0 + window.shape[0] * f, rx0: rx0 + window.shape[1] * f][ys, xs], decoded
 
         steps = []
         if self.spec.colour_match > 0:
@@ -351,9 +349,7 @@ class CanvasRun:
             alpha = job_alpha(self.run_dir, lambda: fit_alpha(*input_and_decoded()))
             if alpha != 1.0:
                 steps.append(partial(scale_fine, alpha=alpha))
-        if not steps:
-            return None
-        return steps[0] if len(steps) == 1 else partial(_in_turn, steps)
+        return partial(_in_turn, steps) if steps else None
 
     def _adapt(self, tokens: np.ndarray) -> None:
         """With `adapt` steps and an input: sample with a copy of the transformer fine-tuned on the
