@@ -379,6 +379,7 @@ def run_case(case: dict, scrolls: Scrolls, model, args: argparse.Namespace, out_
                                            code_prior_far=args.code_prior_far, adapt=args.adapt,
                                            neighbour_match=args.neighbour_match, colour_tilt=args.colour_tilt,
                                            colour_match=args.colour_match,
+                                           detail_transfer=args.detail_transfer,
                                            detail_match=args.detail_match,
                                            **prompt_settings(case, args)
                                            ).convert("RGB"))
@@ -466,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extend's pull of the rows' mean colour to the input's (0: off; default: extend's)")
     parser.add_argument("--colour-match", type=float, default=None,
                         help="extend's colour match strength (default: extend's)")
+    parser.add_argument("--detail-transfer", type=float, default=None,
+                        help="extend's detail transfer strength (default: extend's)")
     parser.add_argument("--no-detail-match", dest="detail_match", action="store_false",
                         help="extend without matching the decoder's finest detail to the piece's")
     parser.add_argument("--caption", choices=("none", "truth"), default="none",

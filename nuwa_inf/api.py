@@ -100,8 +100,8 @@ class Model:
                input_guidance: float = 1.0, input_blind: str = "memory", colour_prior: float = 0.0,
                code_prior: float | None = None, code_prior_far: float | None = None,
                neighbour_match: float | None = None, colour_tilt: float | None = None,
-               colour_match: float | None = None, style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0,
-               detail_match: bool = True,
+               colour_match: float | None = None, detail_transfer: float | None = None,
+               style_weight: float = DEFAULT_STYLE_WEIGHT, adapt: int = 0, detail_match: bool = True,
                output: str | os.PathLike | None = None, overwrite: bool = False,
                run_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Image.Image | Path:
         """Outpaint `image` to a `width`×`height` canvas, as `nuwa-inf extend` does.
@@ -131,7 +131,10 @@ class Model:
         (infer/colour_tilt.py; 0: off; None: `infer.cli.DEFAULT_COLOUR_TILT` without text, 0 with it).
         colour_match: the share of the decoder's colour cast, measured on the input's own decoded
         tokens, taken off every decoded pixel (chroma only; infer/colour_match.py; 0: off; None:
-        `infer.cli.DEFAULT_COLOUR_MATCH` without text, 0 with it).
+        `infer.cli.DEFAULT_COLOUR_MATCH` without text, 0 with it). detail_transfer: the share of the
+        input's lost fine detail (its pixels less its own decoded tokens, high-passed) added to each
+        decoded block from the input block that looks most alike at about its height
+        (infer/detail_transfer.py; 0: off; None: `infer.cli.DEFAULT_DETAIL_TRANSFER` without text, 0 with it).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).
@@ -151,7 +154,8 @@ class Model:
                                   input_guidance=input_guidance, input_blind=input_blind,
                                   colour_prior=colour_prior, code_prior=code_prior, code_prior_far=code_prior_far,
                                   neighbour_match=neighbour_match, colour_tilt=colour_tilt,
-                                  colour_match=colour_match, style_weight=style_weight,
+                                  colour_match=colour_match, detail_transfer=detail_transfer,
+                                  style_weight=style_weight,
                                   adapt=adapt, detail_match=detail_match)
         return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
 

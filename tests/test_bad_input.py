@@ -246,6 +246,8 @@ def test_train_model_refuses_bad_data(name, mentions, corpus, models, tmp_path, 
     (["--order", "sideways"], "--order"),
     (["--colour-match", "3"], "--colour-match"),
     (["--colour-match", "-0.5"], "--colour-match"),
+    (["--detail-transfer", "3"], "--detail-transfer"),
+    (["--detail-transfer", "-0.5"], "--detail-transfer"),
     (["--no-such-flag"], "unrecognized"),
 ])
 def test_extend_refuses_bad_flags(flags, mentions, corpus, models, tmp_path, capsys):

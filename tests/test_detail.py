@@ -3,18 +3,15 @@ not depend on the decode tiling, and extend applies it around the input, kept fo
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import smooth_image
-from model_fixtures import make_model_dir
+from model_fixtures import check_filter_ignores_the_tiling, make_model_dir
 from nuwa_inf.cli import main
-from nuwa_inf.infer.bundle import load_bundle
 from nuwa_inf.infer.detail import DETAIL_FILE, fit_alpha, mean_gradient, scale_fine, split_fine
-from nuwa_inf.tokenizer.tiled import decode_tiled
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +42,7 @@ def test_alpha_one_changes_nothing_and_the_bands_add_up():
 
 
 def test_the_filtered_decode_does_not_depend_on_the_tiling(model_dir):
-    tokenizer = load_bundle(model_dir).tokenizer
-    tokens = np.random.default_rng(3).integers(0, tokenizer.codebook_size, (12, 20))
-    post = partial(scale_fine, alpha=0.4)
-    whole = decode_tiled(tokenizer, tokens, tile=64, post=post)
-    tiled = decode_tiled(tokenizer, tokens, tile=(4, 6), post=post)
-    assert np.array_equal(whole, tiled)
-    assert not np.array_equal(whole, decode_tiled(tokenizer, tokens, tile=64))
+    check_filter_ignores_the_tiling(model_dir, lambda pixels, origin: scale_fine(pixels, alpha=0.4))
 
 
 def test_extend_matches_the_detail_around_the_input_and_keeps_alpha(model_dir, tmp_path):

@@ -74,6 +74,12 @@ DEFAULT_COLOUR_TILT = 0.5
 # lacks (the fit knows only the input's). Measured with benchmarks/bench_continuation.py (4 held-out
 # 8192×2048 cases, three sampling seeds): README, "Continuation against the truth"
 DEFAULT_COLOUR_MATCH = 1.0
+# extend without a prompt: how much of the input's lost fine detail (its pixels less its own decoded
+# tokens, high-passed) is laid onto each decoded block from its look-alike input block at about the same
+# height (infer/detail_transfer.py), unless --detail-transfer says otherwise; off with a prompt, which may
+# ask for what the input lacks. Measured with benchmarks/bench_continuation.py (4 held-out 8192×2048
+# cases, three sampling seeds): README, "Continuation against the truth"
+DEFAULT_DETAIL_TRANSFER = 1.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
 # benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
@@ -116,6 +122,8 @@ class CanvasSettings:
                                       # (infer/colour_tilt.py); None: DEFAULT_COLOUR_TILT
     colour_match: float | None = None  # with an input: share of the decoder's colour cast taken off
                                        # (infer/colour_match.py); None: DEFAULT_COLOUR_MATCH
+    detail_transfer: float | None = None  # with an input: share of its lost detail laid onto look-alike
+                                          # blocks (infer/detail_transfer.py); None: DEFAULT_DETAIL_TRANSFER
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
@@ -152,6 +160,10 @@ class CanvasSettings:
     @property
     def colour_match_strength(self) -> float:
         return self._unless_prompted(self.colour_match, DEFAULT_COLOUR_MATCH)
+
+    @property
+    def detail_transfer_strength(self) -> float:
+        return self._unless_prompted(self.detail_transfer, DEFAULT_DETAIL_TRANSFER)
 
     def check(self) -> None:
         """Raise `UserError` for settings no job can use (sizes are checked when placing)."""
@@ -192,6 +204,8 @@ class CanvasSettings:
             raise UserError(f"--colour-tilt must lie in [0, 10], got {self.colour_tilt}")
         if self.colour_match is not None and not 0 <= self.colour_match <= 2:
             raise UserError(f"--colour-match must lie in [0, 2], got {self.colour_match}")
+        if self.detail_transfer is not None and not 0 <= self.detail_transfer <= 2:
+            raise UserError(f"--detail-transfer must lie in [0, 2], got {self.detail_transfer}")
         if not 0 <= self.adapt <= MAX_ADAPT_STEPS:
             raise UserError(f"--adapt must lie in [0, {MAX_ADAPT_STEPS}] steps, got {self.adapt}")
         if not 0 <= self.style_weight <= 1:
@@ -252,6 +266,7 @@ def run_canvas(bundle: "ModelBundle", image: "np.ndarray | None", settings: Canv
                    neighbour_match=settings.neighbour_match_share if image is not None else 0.0,
                    colour_tilt=settings.colour_tilt_strength if image is not None else 0.0,
                    colour_match=settings.colour_match_strength if image is not None else 0.0,
+                   detail_transfer=settings.detail_transfer_strength if image is not None else 0.0,
                    style_weight=settings.style_weight, adapt=settings.adapt if image is not None else 0,
                    detail_match=settings.detail_match and image is not None)
     if not resume:
@@ -321,6 +336,11 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                             help="with an input: take W × the decoder's colour cast, measured on the input's own "
                                  "decoded tokens, off every decoded pixel (chroma only; default "
                                  f"{DEFAULT_COLOUR_MATCH:g}, 0 with --text; 0 = off)")
+        parser.add_argument("--detail-transfer", type=float, default=None, metavar="W",
+                            help="with an input: add W × the fine detail its tokens lose (its pixels less its "
+                                 "own decoded tokens, high-passed) to each decoded block, from the input block "
+                                 f"that looks most alike at about its height (default {DEFAULT_DETAIL_TRANSFER:g}, "
+                                 "0 with --text; 0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
@@ -373,6 +393,7 @@ def _settings(args: argparse.Namespace) -> CanvasSettings:
                           neighbour_match=getattr(args, "neighbour_match", None),
                           colour_tilt=getattr(args, "colour_tilt", None),
                           colour_match=getattr(args, "colour_match", None),
+                          detail_transfer=getattr(args, "detail_transfer", None),
                           adapt=getattr(args, "adapt", 0), detail_match=getattr(args, "detail_match", True))
 
 

@@ -44,6 +44,7 @@ from .colour_match import fit_shift, job_shift, shift_colours
 from .colour_prior import code_colours, row_prior
 from .colour_tilt import colour_tilt
 from .detail import fit_alpha, fit_window, job_alpha, scale_fine
+from .detail_transfer import build_bank, job_bank, transfer_detail
 from .neighbour_match import InputNeighbours, PatchNeighbours, code_digits
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
@@ -108,13 +109,22 @@ class JobSpec:
     # take the decoder's colour cast, measured on the input, off every decoded window, with this
     # strength (colour_match.py). 0 here, so that runs saved before the option resume as they were
     colour_match: float = 0.0
+    # lay the input's lost fine detail onto every decoded block from its look-alike input block, with
+    # this strength (detail_transfer.py). 0 here, so that runs saved before the option resume as they were
+    detail_transfer: float = 0.0
 
 
-def _in_turn(steps, pixels: np.ndarray) -> np.ndarray:
-    """`pixels` through each of the filters `steps`, in order."""
+def _in_turn(steps, pixels: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """A decoded window's `pixels` (top-left at canvas pixel `origin`) through each of the filters
+    `steps` (`step(pixels, origin)`), in order."""
     for step in steps:
-        pixels = step(pixels)
+        pixels = step(pixels, origin)
     return pixels
+
+
+def _anywhere(filter_pixels, **settings):
+    """A pixel-by-pixel filter as a decoded window's step (`_in_turn`): the same wherever the window lies."""
+    return lambda pixels, origin: filter_pixels(pixels, **settings)
 
 
 class CanvasRun:
@@ -325,30 +335,40 @@ class CanvasRun:
 
     def _post(self, tokens: np.ndarray):
         """With an input: the filter every decoded window passes through — the decoder's colour cast
-        taken off (`colour_match` > 0, colour_match.py), then its finest band scaled to the input's
-        amount (`detail_match`, detail.py) —, both fitted once on the input (at most its centre 2048
-        px) against its own decoded tokens and kept in the run directory; None where neither acts."""
+        taken off (`colour_match` > 0, colour_match.py), its finest band scaled to the input's amount
+        (`detail_match`, detail.py), then the input's lost detail laid onto each block from its
+        look-alike (`detail_transfer` > 0, detail_transfer.py) —, all fitted once on the input (at
+        most its centre 2048 px) against its own decoded tokens and kept in the run directory; None
+        where none acts."""
+        spec = self.spec
         ty0, tx0, ty1, tx1 = self.placement.known_tokens()
-        if ty1 <= ty0 or tx1 <= tx0 or (not self.spec.detail_match and self.spec.colour_match <= 0):
+        if ty1 <= ty0 or tx1 <= tx0 or (not spec.detail_match and spec.colour_match <= 0
+                                        and spec.detail_transfer <= 0):
             return None
+        f = self.placement.f
+        (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
 
-        @cache  # decoded once for both fits, and only for a fit not kept in the run directory yet
+        @cache  # decoded once for every fit, and only for a fit not kept in the run directory yet
         def input_and_decoded() -> tuple[np.ndarray, np.ndarray]:
-            f, spec = self.placement.f, self.spec
-            (rows, cols), (ys, xs) = fit_window(ty1 - ty0, tx1 - tx0, f)
             ry0, rx0 = (ty0 + rows.start) * f - spec.y0, (tx0 + cols.start) * f - spec.x0  # in the input
             window = tokens[ty0:ty1, tx0:tx1][rows, cols]
             decoded = decode_tiled(self.bundle.tokenizer, window, tile=DECODE_TILE)[ys, xs]
             return self.image[ry0: ry0 + window.shape[0] * f, rx0: rx0 + window.shape[1] * f][ys, xs], decoded
 
         steps = []
-        if self.spec.colour_match > 0:
+        if spec.colour_match > 0:
             matrix = job_shift(self.run_dir, lambda: fit_shift(*input_and_decoded()))
-            steps.append(partial(shift_colours, matrix=matrix, strength=self.spec.colour_match))
-        if self.spec.detail_match:
+            steps.append(_anywhere(shift_colours, matrix=matrix, strength=spec.colour_match))
+        if spec.detail_match:
             alpha = job_alpha(self.run_dir, lambda: fit_alpha(*input_and_decoded()))
             if alpha != 1.0:
-                steps.append(partial(scale_fine, alpha=alpha))
+                steps.append(_anywhere(scale_fine, alpha=alpha))
+        if spec.detail_transfer > 0:
+            def bank():  # the input against its decoded tokens as the steps above leave them
+                original, decoded = input_and_decoded()
+                first_row = ty0 + rows.start + ys.start // f
+                return build_bank(original, _in_turn(steps, decoded, (first_row * f, 0)), first_row, f)
+            steps.append(partial(transfer_detail, bank=job_bank(self.run_dir, bank), strength=spec.detail_transfer))
         return partial(_in_turn, steps) if steps else None
 
     def _adapt(self, tokens: np.ndarray) -> None:

@@ -55,15 +55,16 @@ def encode_tiled(model: VQGAN, image: np.ndarray, tile: int = 64, margin: int | 
 def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int | tuple[int, int] = 64, margin: int | None = None,
                  sink: Callable[[int, int, np.ndarray], None] | None = None,
                  cols: tuple[int, int] | None = None,
-                 post: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | None:
+                 post: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None) -> np.ndarray | None:
     """Token grid (h, w) → (h·f, w·f, 3) uint8.
 
     With `sink`, each decoded tile is handed to `sink(y_px, x_px, pixels)` instead of
     being assembled in memory (for canvases larger than RAM), and None is returned.
     `cols` = (a, b) decodes only token columns a…b-1 (their margins read from `tokens`).
     `tile` is the core tile size in tokens, or (rows, cols): tall tiles need no vertical margin.
-    `post` maps each decoded window, margins included, to new pixels of the same shape before
-    its core is kept: a filter reaching less far than the margin gives the same pixels for any tiling.
+    `post(pixels, (y_px, x_px))` maps each decoded window, margins included, whose top-left pixel
+    lies at (y_px, x_px) of the whole grid's pixels, to new pixels of the same shape before its core
+    is kept: a filter reaching less far than the margin gives the same pixels for any tiling.
     """
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     f = model.downsample
@@ -78,7 +79,7 @@ def decode_tiled(model: VQGAN, tokens: np.ndarray, tile: int | tuple[int, int] =
         for y0, y1, ry0, ry1 in tile_spans(height, tile_h, margin):
             pixels = decode_window(model, tokens[ry0:ry1, rx0:rx1], device)
             if post is not None:
-                pixels = post(pixels)
+                pixels = post(pixels, (ry0 * f, rx0 * f))
             core = pixels[(y0 - ry0) * f: (y1 - ry0) * f, (x0 - rx0) * f: (x1 - rx0) * f]
             if sink is not None:
                 sink(y0 * f, x0 * f, core)
