@@ -134,7 +134,7 @@ class Model:
         `infer.cli.DEFAULT_COLOUR_MATCH` without text, 0 with it). detail_transfer: the share of the
         input's lost fine detail (its pixels less its own decoded tokens, high-passed) added to each
         decoded block from the input block that looks most alike at about its height
-        (infer/detail_transfer.py; 0: off; None: `infer.cli.DEFAULT_DETAIL_TRANSFER` without text, 0 with it).
+        (infer/detail_transfer.py; 0: off; None: `infer.cli.DEFAULT_DETAIL_TRANSFER`, 0: off for now).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).

@@ -1,13 +1,16 @@
 """Detail transfer (infer/detail_transfer.py): a block takes the lost detail of the bank block that
 looks most alike near its height, the filter does not depend on the decode tiling, and extend applies
-it by default without a prompt, its bank kept for a resume."""
+it when asked, its bank kept for a resume."""
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import smooth_image
-from model_fixtures import check_filter_ignores_the_tiling, check_pixel_filter_by_default, make_model_dir
+from model_fixtures import check_filter_ignores_the_tiling, extend_kept, make_model_dir, stopped_then_resumed
 from nuwa_inf.infer.detail import blur_planes, pixel_planes
 from nuwa_inf.infer.detail_transfer import BANK_FILE, REACH, SIGMA, DetailBank, build_bank, transfer_detail
 
@@ -80,10 +83,35 @@ def test_the_transferred_decode_does_not_depend_on_the_tiling(model_dir):
     check_filter_ignores_the_tiling(model_dir, lambda pixels, origin: transfer_detail(pixels, origin, bank))
 
 
-def test_extend_transfers_detail_by_default_without_a_prompt_and_keeps_its_bank(tmp_path_factory, tmp_path):
-    """Without a prompt extend's default is DEFAULT_DETAIL_TRANSFER, its bank built once and kept in
-    the run directory; with a prompt it is off unless asked for. Tokens never change: only pixels."""
+def test_extend_transfers_detail_when_asked_and_keeps_its_bank(model_dir, tmp_path):
+    """extend's default is DEFAULT_DETAIL_TRANSFER (off for now: README); asked for, the same tokens
+    give other pixels, and the bank is built once and kept in the run directory."""
     from nuwa_inf.infer.cli import DEFAULT_DETAIL_TRANSFER
 
-    check_pixel_filter_by_default(tmp_path_factory, tmp_path, grainy_pair(5, 192, 128)[0], "--detail-transfer",
-                                  DEFAULT_DETAIL_TRANSFER, BANK_FILE)
+    source = tmp_path / "input.png"
+    Image.fromarray(grainy_pair(5, 192, 128)[0]).save(source)
+
+    def run(name, *flags):
+        return extend_kept(model_dir, source, tmp_path, name, 384, 192, "--seed", "1", "--threads", "1", *flags)
+
+    default, off, on = run("default"), run("off", "--detail-transfer", "0"), run("on", "--detail-transfer", "1")
+    assert np.array_equal(default[1], on[1]) and np.array_equal(off[1], on[1])   # the same tokens
+    assert not np.array_equal(off[0], on[0])                                     # other pixels
+    assert np.array_equal(default[0], on[0] if DEFAULT_DETAIL_TRANSFER == 1 else off[0])
+    assert (tmp_path / "on" / BANK_FILE).is_file() and not (tmp_path / "off" / BANK_FILE).exists()
+
+
+def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tmp_path, monkeypatch):
+    """A run stopped mid-way and resumed reads its kept bank: the same image as one run straight
+    through (API)."""
+    import nuwa_inf
+    from nuwa_inf.infer import engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_SECONDS", 0.0)
+    model = nuwa_inf.load(model_dir, device="cpu")
+    image = grainy_pair(6, 192, 128)[0]
+    job = partial(model.extend, image, 512, 192, seed=4, detail_transfer=1.0)
+    straight = job()
+    resumed = stopped_then_resumed(job, tmp_path / "run")
+    assert np.array_equal(np.asarray(straight), np.asarray(resumed))
+    assert (tmp_path / "run" / BANK_FILE).is_file()

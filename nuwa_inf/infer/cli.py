@@ -74,12 +74,12 @@ DEFAULT_COLOUR_TILT = 0.5
 # lacks (the fit knows only the input's). Measured with benchmarks/bench_continuation.py (4 held-out
 # 8192×2048 cases, three sampling seeds): README, "Continuation against the truth"
 DEFAULT_COLOUR_MATCH = 1.0
-# extend without a prompt: how much of the input's lost fine detail (its pixels less its own decoded
-# tokens, high-passed) is laid onto each decoded block from its look-alike input block at about the same
-# height (infer/detail_transfer.py), unless --detail-transfer says otherwise; off with a prompt, which may
-# ask for what the input lacks. Measured with benchmarks/bench_continuation.py (4 held-out 8192×2048
-# cases, three sampling seeds): README, "Continuation against the truth"
-DEFAULT_DETAIL_TRANSFER = 1.0
+# extend: how much of the input's lost fine detail (its pixels less its own decoded tokens, high-passed)
+# is laid onto each decoded block from its look-alike input block at about the same height
+# (infer/detail_transfer.py). Off unless --detail-transfer asks for it: at 1 it lowered carry in every
+# held-out case on three seeds (benchmarks/bench_continuation.py), but its whole 16-px blocks leave a
+# grid the main job's seam ratio reads (1.61 against ≤ 1.05): README, "Continuation against the truth"
+DEFAULT_DETAIL_TRANSFER = 0.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
 # benchmarks/bench_continuation.py (held-out 8192×2048 cases, stage 4h, two sampling seeds): see
@@ -123,7 +123,7 @@ class CanvasSettings:
     colour_match: float | None = None  # with an input: share of the decoder's colour cast taken off
                                        # (infer/colour_match.py); None: DEFAULT_COLOUR_MATCH
     detail_transfer: float | None = None  # with an input: share of its lost detail laid onto look-alike
-                                          # blocks (infer/detail_transfer.py); None: DEFAULT_DETAIL_TRANSFER
+                                          # blocks (infer/detail_transfer.py); None: DEFAULT_DETAIL_TRANSFER (0)
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
@@ -339,8 +339,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--detail-transfer", type=float, default=None, metavar="W",
                             help="with an input: add W × the fine detail its tokens lose (its pixels less its "
                                  "own decoded tokens, high-passed) to each decoded block, from the input block "
-                                 f"that looks most alike at about its height (default {DEFAULT_DETAIL_TRANSFER:g}, "
-                                 "0 with --text; 0 = off)")
+                                 f"that looks most alike at about its height (default {DEFAULT_DETAIL_TRANSFER:g}: "
+                                 "off; 1 restores grain and crisp edges but leaves a faint 16-px block grid)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
