@@ -83,9 +83,10 @@ def check_on_by_default_without_a_prompt(run, flag: str, default: float, forced:
     assert not np.array_equal(prompted, run("prompted_on", "--text", word, flag, forced))
 
 
-def check_filter_ignores_the_tiling(model_dir: Path, post) -> None:
-    """`post(pixels, origin)`, a filter of decoded windows: a tiny model's decode through it is the
-    same whole and in small tiles, and not the plain decode."""
+def check_filter_ignores_the_tiling(model_dir: Path, post, ring: int = 0) -> None:
+    """`post(pixels, origin)`, a filter of decoded windows that reads `ring` tokens beyond a window's
+    core: a tiny model's decode through it, with that much more margin, is the same whole and in
+    small tiles, and not the plain decode."""
     import numpy as np
 
     from nuwa_inf.infer.bundle import load_bundle
@@ -93,7 +94,8 @@ def check_filter_ignores_the_tiling(model_dir: Path, post) -> None:
 
     tokenizer = load_bundle(model_dir).tokenizer
     tokens = np.random.default_rng(3).integers(0, tokenizer.codebook_size, (12, 20))
-    whole = decode_tiled(tokenizer, tokens, tile=64, post=post)
-    assert np.array_equal(whole, decode_tiled(tokenizer, tokens, tile=(4, 6), post=post))
+    margin = tokenizer.decoder_margin + ring
+    whole = decode_tiled(tokenizer, tokens, tile=64, margin=margin, post=post)
+    assert np.array_equal(whole, decode_tiled(tokenizer, tokens, tile=(4, 6), margin=margin, post=post))
     assert not np.array_equal(whole, decode_tiled(tokenizer, tokens, tile=64))
 

@@ -1,6 +1,6 @@
 """Detail transfer (infer/detail_transfer.py): a block takes the lost detail of the bank block that
-looks most alike near its height, the filter does not depend on the decode tiling, and extend applies
-it when asked, its bank kept for a resume."""
+looks most alike near its height, neighbours joined along quilting cuts; the filter does not depend on
+the decode tiling, and extend applies it by default without a prompt, its bank kept for a resume."""
 from __future__ import annotations
 
 from functools import partial
@@ -10,9 +10,24 @@ import pytest
 from PIL import Image
 
 from conftest import smooth_image
-from model_fixtures import check_filter_ignores_the_tiling, extend_kept, make_model_dir, stopped_then_resumed
+from model_fixtures import (
+    check_filter_ignores_the_tiling,
+    check_on_by_default_without_a_prompt,
+    extend_kept,
+    make_model_dir,
+    stopped_then_resumed,
+)
 from nuwa_inf.infer.detail import blur_planes, pixel_planes
-from nuwa_inf.infer.detail_transfer import BANK_FILE, REACH, SIGMA, DetailBank, build_bank, transfer_detail
+from nuwa_inf.infer.detail_transfer import (
+    BANK_FILE,
+    OVERLAP,
+    REACH,
+    RING,
+    SIGMA,
+    DetailBank,
+    build_bank,
+    transfer_detail,
+)
 
 F = 16
 
@@ -34,13 +49,16 @@ def high_pass(pixels: np.ndarray) -> np.ndarray:
 def test_the_input_itself_gets_its_own_detail_back():
     original, decoded = grainy_pair(0)
     bank = build_bank(original, decoded, first_row=3, block=F)
-    assert bank.descriptors.shape == (8 * 12, 48) and bank.detail.shape == (8 * 12, F, F, 3)
-    assert list(bank.rows[:13]) == [3] * 12 + [4]
+    # the bank: all but the outermost blocks of the 8 × 12, each with its surround in the detail
+    assert bank.descriptors.shape == (6 * 10, 48) and bank.detail.shape == (8 * F, 12 * F, 3)
+    assert list(bank.rows[:11]) == [4] * 10 + [5] and list(bank.corners[0]) == [F, F]
     restored = transfer_detail(decoded, (3 * F, 5 * F), bank)
-    # each block finds itself (the smooth picture's blocks all differ): the grain comes back
-    error_before = np.abs(high_pass(decoded) - high_pass(original)).mean()
-    error_after = np.abs(high_pass(restored) - high_pass(original)).mean()
-    assert error_before > 3 and error_after < 0.25 * error_before
+    # each inner block finds itself (the smooth picture's blocks all differ), and neighbours taken
+    # from neighbours agree on their overlaps: the grain comes back, seamless, two blocks in
+    inner = (slice(2 * F, -2 * F), slice(2 * F, -2 * F))
+    error_before = np.abs(high_pass(decoded) - high_pass(original))[inner].mean()
+    error_after = np.abs(high_pass(restored) - high_pass(original))[inner].mean()
+    assert error_before > 3 and error_after < 0.1 * error_before
     assert transfer_detail(decoded, (3 * F, 0), bank, strength=0.0) is decoded
 
 
@@ -48,11 +66,18 @@ def test_a_block_reads_only_bank_rows_near_its_height():
     original, decoded = grainy_pair(1)
     bank = build_bank(original, decoded, first_row=0, block=F)
     # a uniform grey window: every block's nearest bank block is the bank's most grey-like one among
-    # the rows it may read; far below the bank, those are its last rows
+    # the rows it may read; far below the bank, those are its last rows. The window's top-left block
+    # has no neighbour above or to its left: its corner away from the cuts is its source's own
     grey = np.full((F, 4 * F, 3), 110, dtype=np.uint8)
     added = transfer_detail(grey, (40 * F, 0), bank).astype(np.float32) - grey
-    last_rows = {tuple(bank.detail[i].reshape(-1)[:8]) for i in np.flatnonzero(bank.rows >= bank.rows[-1] - REACH)}
-    assert tuple(np.round(added[:F, :F]).astype(np.int8).reshape(-1)[:8]) in last_rows
+    clear = F - 2 * OVERLAP
+
+    def corner(i):
+        y, x = bank.corners[i]
+        return tuple(bank.detail[y:y + clear, x:x + clear].reshape(-1))
+
+    last_rows = {corner(i) for i in np.flatnonzero(bank.rows >= bank.rows[-1] - REACH)}
+    assert tuple(np.round(added[:clear, :clear]).astype(np.int8).reshape(-1)) in last_rows
     # the same window at the bank's top rows reads other blocks
     assert not np.array_equal(added, transfer_detail(grey, (0, 0), bank).astype(np.float32) - grey)
 
@@ -61,8 +86,9 @@ def test_the_bank_survives_its_file(tmp_path):
     bank = build_bank(*grainy_pair(2), first_row=1, block=F)
     bank.save(tmp_path / BANK_FILE)
     back = DetailBank.load(tmp_path / BANK_FILE)
-    for name in ("descriptors", "rows", "detail"):
+    for name in ("descriptors", "rows", "corners", "detail"):
         assert np.array_equal(getattr(bank, name), getattr(back, name))
+    assert back.block == F
 
 
 def test_a_bank_needs_whole_blocks_of_one_size():
@@ -71,6 +97,8 @@ def test_a_bank_needs_whole_blocks_of_one_size():
         build_bank(original[:100], decoded[:100], 0, F)
     with pytest.raises(ValueError):
         build_bank(original, decoded[:, :176], 0, F)
+    with pytest.raises(ValueError):   # no inner blocks
+        build_bank(original[:2 * F], decoded[:2 * F], 0, F)
 
 
 @pytest.fixture(scope="module")
@@ -80,25 +108,28 @@ def model_dir(tmp_path_factory):
 
 def test_the_transferred_decode_does_not_depend_on_the_tiling(model_dir):
     bank = build_bank(*grainy_pair(4, 96, 160), first_row=2, block=16)  # the tiny tokenizer's 16 px
-    check_filter_ignores_the_tiling(model_dir, lambda pixels, origin: transfer_detail(pixels, origin, bank))
+    check_filter_ignores_the_tiling(model_dir, lambda pixels, origin: transfer_detail(pixels, origin, bank), ring=RING)
 
 
-def test_extend_transfers_detail_when_asked_and_keeps_its_bank(model_dir, tmp_path):
-    """extend's default is DEFAULT_DETAIL_TRANSFER (off for now: README); asked for, the same tokens
-    give other pixels, and the bank is built once and kept in the run directory."""
+def test_extend_transfers_detail_by_default_without_a_prompt_and_keeps_its_bank(tmp_path_factory, tmp_path):
+    """Without a prompt extend's default is DEFAULT_DETAIL_TRANSFER, its bank built once and kept in
+    the run directory; with a prompt it is off unless asked for. Tokens never change: only pixels."""
     from nuwa_inf.infer.cli import DEFAULT_DETAIL_TRANSFER
 
+    text_model = make_model_dir(tmp_path_factory.mktemp("detail_transfer_text_model"), text_vocab=["snow"])
     source = tmp_path / "input.png"
     Image.fromarray(grainy_pair(5, 192, 128)[0]).save(source)
+    runs = {}
 
     def run(name, *flags):
-        return extend_kept(model_dir, source, tmp_path, name, 384, 192, "--seed", "1", "--threads", "1", *flags)
+        runs[name] = extend_kept(text_model, source, tmp_path, name, 384, 192, "--seed", "1", "--threads", "1",
+                                 *flags)
+        return runs[name][0]
 
-    default, off, on = run("default"), run("off", "--detail-transfer", "0"), run("on", "--detail-transfer", "1")
-    assert np.array_equal(default[1], on[1]) and np.array_equal(off[1], on[1])   # the same tokens
-    assert not np.array_equal(off[0], on[0])                                     # other pixels
-    assert np.array_equal(default[0], on[0] if DEFAULT_DETAIL_TRANSFER == 1 else off[0])
-    assert (tmp_path / "on" / BANK_FILE).is_file() and not (tmp_path / "off" / BANK_FILE).exists()
+    check_on_by_default_without_a_prompt(run, "--detail-transfer", DEFAULT_DETAIL_TRANSFER, forced="1")
+    assert np.array_equal(runs["default"][1], runs["off"][1])          # the same tokens, other pixels
+    assert (tmp_path / "default" / BANK_FILE).is_file()
+    assert not (tmp_path / "off" / BANK_FILE).exists() and not (tmp_path / "prompted" / BANK_FILE).exists()
 
 
 def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tmp_path, monkeypatch):

@@ -76,9 +76,9 @@ DEFAULT_COLOUR_TILT = 0.5
 DEFAULT_COLOUR_MATCH = 1.0
 # extend: how much of the input's lost fine detail (its pixels less its own decoded tokens, high-passed)
 # is laid onto each decoded block from its look-alike input block at about the same height
-# (infer/detail_transfer.py). Off unless --detail-transfer asks for it: at 1 it lowered carry in every
-# held-out case on three seeds (benchmarks/bench_continuation.py), but its whole 16-px blocks leave a
-# grid the main job's seam ratio reads (1.61 against ≤ 1.05): README, "Continuation against the truth"
+# (infer/detail_transfer.py), neighbours joined along quilting cuts. At 1 it lowered carry in every
+# held-out case on three seeds (benchmarks/bench_continuation.py); off until the main job's seam
+# ratio is measured with the cuts (whole blocks: 1.61 against ≤ 1.05): README, "Continuation against the truth"
 DEFAULT_DETAIL_TRANSFER = 0.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with

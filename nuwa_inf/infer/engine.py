@@ -44,7 +44,7 @@ from .colour_match import fit_shift, job_shift, shift_colours
 from .colour_prior import code_colours, row_prior
 from .colour_tilt import colour_tilt
 from .detail import fit_alpha, fit_window, job_alpha, scale_fine
-from .detail_transfer import build_bank, job_bank, transfer_detail
+from .detail_transfer import RING, build_bank, job_bank, transfer_detail
 from .neighbour_match import InputNeighbours, PatchNeighbours, code_digits
 from .pixel_canvas import PixelCanvas
 from .placement import ENCODE_PAD, Placement, feather_alpha
@@ -139,6 +139,9 @@ class CanvasRun:
         self.cfg = cfg
         self.transformer = bundle.transformer  # or its copy adapted to the input (adapt.py), set in run()
         self.post = None                       # the decoded windows' filter (colour_match.py, detail.py), set in run()
+        # tokens read around a decoded window: the decoder's reach, and the transfer's cuts read the
+        # choices of the blocks RING beyond, whose pixels must then be exact too (detail_transfer.py)
+        self.margin = tok.decoder_margin + (RING if spec.detail_transfer > 0 and image is not None else 0)
         self.placement = Placement(spec.width, spec.height, spec.x0, spec.y0, spec.in_w, spec.in_h,
                                    tok.downsample, cfg.patch_h, cfg.patch_w, spec.edge_tokens)
         pl = self.placement
@@ -267,7 +270,7 @@ class CanvasRun:
 
     def _decode_ready(self, tokens: np.ndarray, decoded: np.ndarray, final: bool, min_cols: int = 64) -> None:
         """Decode token columns whose pixels can no longer change (all tokens within the margin known)."""
-        margin = self.bundle.tokenizer.decoder_margin
+        margin = self.margin
         complete = (tokens >= 0).all(axis=0)
         padded = np.concatenate([np.ones(margin, bool), complete, np.ones(margin, bool)])
         window = np.lib.stride_tricks.sliding_window_view(padded, 2 * margin + 1).all(axis=1)
@@ -298,8 +301,8 @@ class CanvasRun:
                 f, x0 = self.placement.f, self.spec.x0
                 self.canvas.write_region(0, c * f, np.ascontiguousarray(self.image[:, c * f - x0: end * f - x0]))
             else:
-                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, sink=self._sink, cols=(c, end),
-                             post=self.post)
+                decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, margin=self.margin, sink=self._sink,
+                             cols=(c, end), post=self.post)
             c = end
 
     def _own_columns(self) -> np.ndarray:
@@ -325,7 +328,8 @@ class CanvasRun:
             a, b = cx0 // f, -(-cx1 // f)
             if not decoded[a:b].all():
                 continue
-            pixels = decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, cols=(a, b), post=self.post)
+            pixels = decode_tiled(self.bundle.tokenizer, tokens, tile=DECODE_TILE, margin=self.margin, cols=(a, b),
+                                  post=self.post)
             region = pixels[cy0:cy1, cx0 - a * f: cx1 - a * f]
             own = self.image[cy0 - spec.y0: cy1 - spec.y0, cx0 - spec.x0: cx1 - spec.x0]
             input_rect = (spec.y0, spec.x0, spec.y0 + spec.in_h, spec.x0 + spec.in_w)
