@@ -133,8 +133,9 @@ class Model:
         tokens, taken off every decoded pixel (chroma only; infer/colour_match.py; 0: off; None:
         `infer.cli.DEFAULT_COLOUR_MATCH` without text, 0 with it). detail_transfer: the share of the
         input's lost fine detail (its pixels less its own decoded tokens, high-passed) added to each
-        decoded block from the input block that looks most alike at about its height
-        (infer/detail_transfer.py; 0: off; None: `infer.cli.DEFAULT_DETAIL_TRANSFER`, 0: off for now).
+        decoded block from the input block that looks most alike at about its height, neighbours
+        joined along quilting cuts (infer/detail_transfer.py; 0: off; None:
+        `infer.cli.DEFAULT_DETAIL_TRANSFER` without text, 0 with it).
         style_weight: with a prompt, the share of the input's style memory the prompted branch reads
         (1: all; lower lets a prompt that edits the light or palette outvote the input; the default
         is extend's measured one, `infer.cli.DEFAULT_STYLE_WEIGHT`).

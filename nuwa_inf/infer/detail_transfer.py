@@ -82,16 +82,17 @@ def build_bank(original: np.ndarray, decoded: np.ndarray, first_row: int, block:
     """The bank of an input: `original` and `decoded` (the same token-aligned window of the input and
     of its decoded, filtered tokens, (h, w, 3) uint8; tokens of `block` px, a multiple of CELLS and
     at least OVERLAP), whose top block row is canvas token row `first_row`. Its blocks are all but
-    the window's outermost ones, whose surrounds would reach outside it."""
+    the window's outermost ones, whose surrounds would reach outside it (none for an input under
+    3 blocks either way: then the bank is empty and the transfer adds nothing)."""
     if (original.shape != decoded.shape or original.shape[0] % block or original.shape[1] % block
-            or block % CELLS or block < OVERLAP or min(original.shape[:2]) < 3 * block):
+            or block % CELLS or block < OVERLAP):
         raise ValueError(f"original {original.shape} and decoded {decoded.shape} must be one size, "
-                         f"whole blocks of {block} px (a multiple of {CELLS}, at least {OVERLAP}), 3 or more each way")
+                         f"whole blocks of {block} px (a multiple of {CELLS}, at least {OVERLAP})")
     lost = pixel_planes(original) - pixel_planes(decoded)                       # (3, 1, H, W)
     lost = (lost - blur_planes(lost, SIGMA))[:, 0].permute(1, 2, 0)             # (H, W, 3) high-passed
     h, w = original.shape[0] // block, original.shape[1] // block
     inner = np.stack(np.meshgrid(np.arange(1, h - 1), np.arange(1, w - 1), indexing="ij"), -1).reshape(-1, 2)
-    descriptors = block_descriptors(decoded, block)[inner[:, 0], inner[:, 1]]  # row-major: sorted by row
+    descriptors = block_descriptors(decoded, block)[inner[:, 0], inner[:, 1]]  # (n, 48) row-major: sorted by row
     return DetailBank(descriptors.numpy(), first_row + inner[:, 0].astype(np.int64), inner.astype(np.int64) * block,
                       lost.round().clamp(-127, 127).to(torch.int8).numpy(), block)
 
