@@ -339,8 +339,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
         parser.add_argument("--detail-transfer", type=float, default=None, metavar="W",
                             help="with an input: add W × the fine detail its tokens lose (its pixels less its "
                                  "own decoded tokens, high-passed) to each decoded block, from the input block "
-                                 f"that looks most alike at about its height (default {DEFAULT_DETAIL_TRANSFER:g}: "
-                                 "off; 1 restores grain and crisp edges but leaves a faint 16-px block grid)")
+                                 "that looks most alike at about its height, neighbours joined along quilting "
+                                 f"cuts (default {DEFAULT_DETAIL_TRANSFER:g}, 0 with --text; 0 = off)")
         parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                             help="first fine-tune a copy of the model on the input itself for STEPS steps "
                                  f"(test-time adaptation; {DEFAULT_ADAPT_STEPS} measured well, ≈ 1.6–2 s a step "
