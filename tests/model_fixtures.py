@@ -99,3 +99,28 @@ def check_filter_ignores_the_tiling(model_dir: Path, post, ring: int = 0) -> Non
     assert np.array_equal(whole, decode_tiled(tokenizer, tokens, tile=(4, 6), margin=margin, post=post))
     assert not np.array_equal(whole, decode_tiled(tokenizer, tokens, tile=64))
 
+
+def check_pixel_filter_by_default(tmp_path_factory, tmp_path: Path, image, flag: str, default: float,
+                                  kept_file: str) -> dict:
+    """A filter of extend's decoded pixels (`flag`), fitted on the input and kept in the run directory
+    as `kept_file`: on at `default` without a prompt and off with one unless asked for
+    (`check_on_by_default_without_a_prompt`), the same tokens on and off, its fit kept only where it
+    acts → the runs, {name: (image, tokens)}."""
+    import numpy as np
+    from PIL import Image
+
+    text_model = make_model_dir(tmp_path_factory.mktemp("filter_text_model"), text_vocab=["snow"])
+    source = tmp_path / "input.png"
+    Image.fromarray(image).save(source)
+    runs = {}
+
+    def run(name, *flags):
+        runs[name] = extend_kept(text_model, source, tmp_path, name, 384, 192, "--seed", "1", "--threads", "1",
+                                 *flags)
+        return runs[name][0]
+
+    check_on_by_default_without_a_prompt(run, flag, default, forced="1")
+    assert np.array_equal(runs["default"][1], runs["off"][1])          # the same tokens, other pixels
+    assert (tmp_path / "default" / kept_file).is_file()
+    assert not (tmp_path / "off" / kept_file).exists() and not (tmp_path / "prompted" / kept_file).exists()
+    return runs

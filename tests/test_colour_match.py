@@ -7,13 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import smooth_image
 from model_fixtures import (
     check_filter_ignores_the_tiling,
-    check_on_by_default_without_a_prompt,
-    extend_kept,
+    check_pixel_filter_by_default,
     make_model_dir,
 )
 from nuwa_inf.colour import luma
@@ -79,19 +77,8 @@ def test_extend_matches_colour_by_default_without_a_prompt_and_keeps_its_fit(tmp
     directory; with a prompt it is off unless asked for. Tokens never change: only pixels."""
     from nuwa_inf.infer.cli import DEFAULT_COLOUR_MATCH
 
-    text_model = make_model_dir(tmp_path_factory.mktemp("colour_match_text_model"), text_vocab=["snow"])
-    source = tmp_path / "input.png"
-    Image.fromarray(smooth_image(192, 128, seed=5)).save(source)
-    runs = {}
-
-    def run(name, *flags):
-        runs[name] = extend_kept(text_model, source, tmp_path, name, 384, 192, "--seed", "1", "--threads", "1",
-                                 *flags)
-        return runs[name][0]
-
-    check_on_by_default_without_a_prompt(run, "--colour-match", DEFAULT_COLOUR_MATCH, forced="1")
-    assert np.array_equal(runs["default"][1], runs["off"][1])          # the same tokens, other pixels
+    check_pixel_filter_by_default(tmp_path_factory, tmp_path, smooth_image(192, 128, seed=5), "--colour-match",
+                                  DEFAULT_COLOUR_MATCH, COLOUR_FILE)
     kept = json.loads((tmp_path / "default" / COLOUR_FILE).read_text())["matrix"]
     assert np.asarray(kept).shape == (4, 3)
-    assert not (tmp_path / "off" / COLOUR_FILE).exists() and not (tmp_path / "prompted" / COLOUR_FILE).exists()
 

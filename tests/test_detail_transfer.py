@@ -7,13 +7,11 @@ from functools import partial
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import smooth_image
 from model_fixtures import (
     check_filter_ignores_the_tiling,
-    check_on_by_default_without_a_prompt,
-    extend_kept,
+    check_pixel_filter_by_default,
     make_model_dir,
     stopped_then_resumed,
 )
@@ -116,20 +114,8 @@ def test_extend_transfers_detail_by_default_without_a_prompt_and_keeps_its_bank(
     the run directory; with a prompt it is off unless asked for. Tokens never change: only pixels."""
     from nuwa_inf.infer.cli import DEFAULT_DETAIL_TRANSFER
 
-    text_model = make_model_dir(tmp_path_factory.mktemp("detail_transfer_text_model"), text_vocab=["snow"])
-    source = tmp_path / "input.png"
-    Image.fromarray(grainy_pair(5, 192, 128)[0]).save(source)
-    runs = {}
-
-    def run(name, *flags):
-        runs[name] = extend_kept(text_model, source, tmp_path, name, 384, 192, "--seed", "1", "--threads", "1",
-                                 *flags)
-        return runs[name][0]
-
-    check_on_by_default_without_a_prompt(run, "--detail-transfer", DEFAULT_DETAIL_TRANSFER, forced="1")
-    assert np.array_equal(runs["default"][1], runs["off"][1])          # the same tokens, other pixels
-    assert (tmp_path / "default" / BANK_FILE).is_file()
-    assert not (tmp_path / "off" / BANK_FILE).exists() and not (tmp_path / "prompted" / BANK_FILE).exists()
+    check_pixel_filter_by_default(tmp_path_factory, tmp_path, grainy_pair(5, 192, 128)[0], "--detail-transfer",
+                                  DEFAULT_DETAIL_TRANSFER, BANK_FILE)
 
 
 def test_an_interrupted_job_resumes_to_the_same_image(model_dir, tmp_path, monkeypatch):

@@ -76,9 +76,10 @@ DEFAULT_COLOUR_TILT = 0.5
 DEFAULT_COLOUR_MATCH = 1.0
 # extend: how much of the input's lost fine detail (its pixels less its own decoded tokens, high-passed)
 # is laid onto each decoded block from its look-alike input block at about the same height
-# (infer/detail_transfer.py), neighbours joined along quilting cuts. At 1 it lowered carry in every
-# held-out case on three seeds (benchmarks/bench_continuation.py), and with the cuts the main job's
-# seam ratio is 1.02 (whole blocks: 1.61; target ≤ 1.05): README, "Continuation against the truth"
+# (infer/detail_transfer.py), neighbours joined along quilting cuts; off with a prompt, which may ask for
+# what the input lacks. At 1 it lowered carry in every held-out case on three seeds
+# (benchmarks/bench_continuation.py), and with the cuts the main job's seam ratio is 1.02 (whole blocks:
+# 1.61; target ≤ 1.05): README, "Continuation against the truth"
 DEFAULT_DETAIL_TRANSFER = 1.0
 # test-time adaptation (--adapt STEPS, off unless asked for: it costs minutes the main job does not
 # have, and on the main job it took the block statistics past their target). Measured with
@@ -123,7 +124,7 @@ class CanvasSettings:
     colour_match: float | None = None  # with an input: share of the decoder's colour cast taken off
                                        # (infer/colour_match.py); None: DEFAULT_COLOUR_MATCH
     detail_transfer: float | None = None  # with an input: share of its lost detail laid onto look-alike
-                                          # blocks (infer/detail_transfer.py); None: DEFAULT_DETAIL_TRANSFER (0)
+                                          # blocks (infer/detail_transfer.py); None: DEFAULT_DETAIL_TRANSFER
     style_weight: float = DEFAULT_STYLE_WEIGHT  # with a prompt: the share of the input's style memory read
     adapt: int = 0        # steps of test-time adaptation to the input (infer/adapt.py); 0: off
     detail_match: bool = True  # scale the decoder's finest detail to the input's (infer/detail.py)
