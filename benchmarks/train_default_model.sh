@@ -18,6 +18,7 @@ STYLE_STEPS=${STYLE_STEPS:-1000}
 SCALE_STEPS=${SCALE_STEPS:-600}
 VIDEO_STEPS=${VIDEO_STEPS:-400}
 VIDEO_MORE_STEPS=${VIDEO_MORE_STEPS:-800}
+T2I_STEPS=${T2I_STEPS:-1600}
 mkdir -p "$RUN"
 # shared or busy machines: OpenMP spin-waiting makes 2 threads 10x slower than 1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -174,6 +175,25 @@ $BIN/nuwa-inf train model --video --frames 3 --data "$RUN/data/clips96" --val-da
   $( [ -f "$RUN/video_more/checkpoints/latest.json" ] && echo --resume || \
      echo --init "$RUN/video_model" --set lr=2e-4 )
 
-# 6. export fp16 weights into the package: stage 4h's transformer, stage 5's tokenizer, stage 7b's video
+# 8. the text-to-image transformer (generate --text without an input; 2026-12-07): stage 4h's
+#    transformer fine-tuned whole on captioned scenes of the size text-to-image draws, kept apart
+#    from the continuation's weights (a whole-network fine-tune on small scenes broke the main
+#    job's scale: README, "Text control") — 160 scenes of 2048×512 (the whole sky-to-water layout
+#    in two patch rows; seeds from 600000) and 32 of 2048×1024 (610000), 8 + 4 held out (700000,
+#    710000); crops of 2×4 patches, the style memory dropped for 3/4 of the crops (text-to-image
+#    has no input to read), the caption for 15 %, no mirror copies; 2 threads
+render t2i/train/small --count 160 --width 2048 --height 512 --seed 600000
+render t2i/train/medium --count 32 --width 2048 --height 1024 --seed 610000
+render t2i/val/small --count 8 --width 2048 --height 512 --seed 700000
+render t2i/val/medium --count 4 --width 2048 --height 1024 --seed 710000
+$BIN/nuwa-inf train model --data "$RUN/data/t2i/train" --val-data "$RUN/data/t2i/val" --out "$RUN/text_model" \
+  --steps "$T2I_STEPS" --save-every 100 --val-every 200 --keep-best --no-flips \
+  $( [ -f "$RUN/text_model/checkpoints/latest.json" ] && echo --resume || \
+     echo --init "$RUN/model_scale" --set freeze=none --set crop_rows=2 --set crop_cols=4 \
+       --set text_drop=0.15 --set memory_drop=0.75 --set lr=3e-4 )
+
+# 6. export fp16 weights into the package: stage 4h's transformer, stage 5's tokenizer, stage 7b's video,
+#    stage 8's text-to-image transformer
 $BIN/python -m nuwa_inf.assets.export "$RUN/model_scale" nuwa_inf/assets/default "$RUN/tokenizer_texture"
 $BIN/python -m nuwa_inf.assets.export "$RUN/video_more" nuwa_inf/assets/default --video
+$BIN/python -m nuwa_inf.assets.export "$RUN/text_model" nuwa_inf/assets/default --text

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .infer.bundle import ModelBundle, load_bundle
+from .infer.bundle import ModelBundle, has_text_model, load_bundle
 from .infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE, DEFAULT_STYLE_WEIGHT, CanvasSettings, run_canvas
 
 # 64 Mpx = 192 MB as RGB: returned as a PIL image; anything larger must go to `output=`.
@@ -80,6 +80,7 @@ class Model:
         self.bundle = bundle
         self.attn_backend = attn_backend
         self._video: ModelBundle | None = None   # the video transformer, loaded by the first clip job
+        self._text: ModelBundle | None = None    # the text-to-image transformer, loaded by the first prompt
 
     @property
     def directory(self) -> Path:
@@ -174,7 +175,8 @@ class Model:
         settings = CanvasSettings(width=width, height=height, order=order, seed=seed, temperature=temperature,
                                   top_k=top_k, top_p=top_p, min_p=min_p, batch=batch, text=text,
                                   guidance=guidance, canvas_prior=canvas_prior)
-        return self._canvas_job(None, settings, output, overwrite, run_dir, progress)
+        return self._canvas_job(None, settings, output, overwrite, run_dir, progress,
+                                bundle=self._text_bundle() if text else self.bundle)
 
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
                 guidance: float | None = None, temperature: float | None = None, top_k: int = 0, top_p: float = 1.0,
@@ -256,8 +258,18 @@ class Model:
         refuse_overwrite(out, overwrite)
         return out
 
+    def _text_bundle(self) -> ModelBundle:
+        """What draws from a prompt without an input: the directory's text-to-image transformer
+        (`text/`, infer/bundle.py) where it has one, else the image transformer."""
+        if not has_text_model(self.directory):
+            return self.bundle
+        if self._text is None:
+            self._text = load_bundle(self.directory, str(next(self.bundle.transformer.parameters()).device),
+                                     text=True)
+        return self._text
+
     def _canvas_job(self, image: np.ndarray | None, settings: CanvasSettings, output, overwrite: bool,
-                    run_dir, progress: Progress | None) -> Image.Image | Path:
+                    run_dir, progress: Progress | None, bundle: ModelBundle | None = None) -> Image.Image | Path:
         from .infer.engine import remove_run_dir
         from .infer.writers import export
 
@@ -268,7 +280,7 @@ class Model:
                             f"{settings.width * settings.height / 1e6:.0f} Mpx, more than "
                             f"{MAX_IN_MEMORY_PIXELS / 1e6:.0f} Mpx to return in memory; pass output='big.tif'")
         resume = run_dir if run_dir is not None and (Path(run_dir) / "job.json").is_file() else None
-        result = run_canvas(self.bundle, image, settings, run_dir=run_dir, resume=resume,
+        result = run_canvas(bundle or self.bundle, image, settings, run_dir=run_dir, resume=resume,
                             temp_parent=out.parent if out is not None else tempfile.gettempdir(),
                             temp_prefix=f".{out.stem}.run." if out is not None else "nuwa-inf.run.",
                             backend=self.attn_backend, progress=False, on_progress=progress,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import nuwa_inf
 from conftest import kill_at_wave, smooth_image
 from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
@@ -126,3 +128,32 @@ def test_bad_prompts_are_one_line_exit_2(text_model, plain_model, input_png, tmp
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_prompt_without_an_input_draws_with_the_text_transformer(text_model, input_png, tmp_path):
+    """A model directory with `text/` (the bundled layout) draws `generate --text` and
+    `Model.generate(text=...)` with that transformer, and everything else with `transformer/`."""
+    other = make_model_dir(tmp_path / "other", seed=1, text_vocab=WORDS)
+    with_text = tmp_path / "with_text"                # text_model + other's transformer as its text/
+    swapped = tmp_path / "swapped"                    # text_model with other's transformer as its transformer/
+    for directory in (with_text, swapped):
+        shutil.copytree(text_model / "tokenizer", directory / "tokenizer")
+    shutil.copytree(text_model / "transformer", with_text / "transformer")
+    shutil.copytree(other / "transformer", with_text / "text")
+    shutil.copytree(other / "transformer", swapped / "transformer")
+
+    def generate(model, name, *flags):
+        assert main(["generate", "-o", str(tmp_path / name), "--width", "256", "--height", "128", "--model",
+                     str(model), "--quiet", "--threads", "1", *flags]) == 0
+        return pixels(tmp_path / name)
+
+    prompt = ["--text", "snowy peaks, a lake"]
+    drawn = generate(with_text, "drawn.png", *prompt)
+    assert np.array_equal(drawn, generate(swapped, "swapped.png", *prompt))
+    assert not np.array_equal(drawn, generate(text_model, "plain.png", *prompt))
+    assert np.array_equal(generate(with_text, "free.png"), generate(text_model, "free_plain.png"))
+    assert extend(with_text, input_png, tmp_path / "ext.png", *prompt) == 0
+    assert extend(text_model, input_png, tmp_path / "ext_plain.png", *prompt) == 0
+    assert np.array_equal(pixels(tmp_path / "ext.png"), pixels(tmp_path / "ext_plain.png"))
+    api = nuwa_inf.load(with_text, device="cpu").generate(256, 128, text="snowy peaks, a lake")
+    assert np.array_equal(np.asarray(api), drawn)

@@ -4,7 +4,10 @@ A model directory holds `tokenizer/` and the transformer either in `transformer/
 bundled layout) or at its top level (what `nuwa-inf train model --out DIR` writes). A video
 transformer (animate, generate --frames) sits in `video/` beside `transformer/` in the bundled
 layout, or where an image model's transformer would be in a directory of a video model (what
-`nuwa-inf train model --video --out DIR` writes).
+`nuwa-inf train model --video --out DIR` writes). A text-to-image transformer (generate --text
+without an input) may sit in `text/` likewise: the bundled one is the image transformer fine-tuned
+whole on scenes of the size text-to-image draws, which the continuation job could not afford
+(README, "Text control"); a directory without `text/` draws from its prompts with `transformer/`.
 """
 from __future__ import annotations
 
@@ -38,13 +41,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_bundle(model: str | Path | None = None, device: str = "auto", video: bool = False) -> ModelBundle:
+def load_bundle(model: str | Path | None = None, device: str = "auto", video: bool = False,
+                text: bool = False) -> ModelBundle:
     """The model at `model` (None or 'default': the bundled one); with `video` its video
-    transformer (an error names a model that has none)."""
+    transformer (an error names a model that has none); with `text` its text-to-image transformer
+    where it has one (`text/`), else its image transformer."""
     directory = default_model_dir() if model in (None, "default") else Path(model)
     if not directory.is_dir():
         raise UserError(f"model directory not found: {directory}")
-    parts = ("video", "transformer") if video else ("transformer",)
+    parts = ("video", "transformer") if video else ("text", "transformer") if text else ("transformer",)
     transformer_dir = next((directory / p for p in parts if (directory / p).is_dir()), directory)
     if not (directory / "tokenizer").is_dir():
         raise UserError(f"model directory {directory} has no tokenizer/ subdirectory")
@@ -61,3 +66,8 @@ def load_bundle(model: str | Path | None = None, device: str = "auto", video: bo
     for part in (directory / "tokenizer" / "model.safetensors", transformer_dir / "model.safetensors"):
         digest.update(part.read_bytes())
     return ModelBundle(tokenizer, transformer, directory, digest.hexdigest()[:16])
+
+
+def has_text_model(directory: Path) -> bool:
+    """Whether the model directory holds a text-to-image transformer of its own (`text/`)."""
+    return (directory / "text").is_dir()

@@ -422,7 +422,8 @@ def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     if args.preview:
         check_output_path(args.preview, (".png",))
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
-    bundle = load_bundle(args.model, args.device)
+    # a prompt without an input draws with the model's text-to-image transformer, where it has one
+    bundle = load_bundle(args.model, args.device, text=bool(args.text) and image_path is None)
     try:
         resolve_backend(args.attn_backend, next(bundle.transformer.parameters()).device)
     except ValueError as err:
