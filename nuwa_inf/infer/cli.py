@@ -359,7 +359,8 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                              f"{DEFAULT_DRAWN_CODE_PRIOR:g} on a drawn frame 0; 0 = off)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
-                             "(needs a model with a text encoder)")
+                             "(needs a model with a text encoder; without an input it is drawn by the "
+                             "model's text-to-image transformer, text/, where it has one)")
     parser.add_argument("--guidance", type=float, default=None,
                         help=f"classifier-free guidance on the prompt (default {DEFAULT_GUIDANCE} with --text; "
                              "1 = off)")
