@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .infer.bundle import ModelBundle, has_text_model, load_bundle
+from .infer.bundle import ModelBundle, draws_with_text_model, has_text_model, load_bundle
 from .infer.cli import DEFAULT_FIRST_ROW_TEMPERATURE, DEFAULT_STYLE_WEIGHT, CanvasSettings, run_canvas
 
 # 64 Mpx = 192 MB as RGB: returned as a PIL image; anything larger must go to `output=`.
@@ -159,7 +159,8 @@ class Model:
                                   colour_match=colour_match, detail_transfer=detail_transfer,
                                   style_weight=style_weight,
                                   adapt=adapt, detail_match=detail_match)
-        return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress)
+        return self._canvas_job(to_rgb(image), settings, output, overwrite, run_dir, progress,
+                                bundle=self._text_bundle() if draws_with_text_model(text, True, height) else None)
 
     def generate(self, width: int, height: int, *, order: str = "auto", seed: int = 0,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
@@ -176,7 +177,7 @@ class Model:
                                   top_k=top_k, top_p=top_p, min_p=min_p, batch=batch, text=text,
                                   guidance=guidance, canvas_prior=canvas_prior)
         return self._canvas_job(None, settings, output, overwrite, run_dir, progress,
-                                bundle=self._text_bundle() if text else self.bundle)
+                                bundle=self._text_bundle() if draws_with_text_model(text, False, height) else None)
 
     def animate(self, image: ImageInput, frames: int, *, fps: float = 8.0, seed: int = 0, text: str = "",
                 guidance: float | None = None, temperature: float | None = None, top_k: int = 0, top_p: float = 1.0,
@@ -259,8 +260,8 @@ class Model:
         return out
 
     def _text_bundle(self) -> ModelBundle:
-        """What draws from a prompt without an input: the directory's text-to-image transformer
-        (`text/`, infer/bundle.py) where it has one, else the image transformer."""
+        """What draws from a prompt (where `infer.bundle.draws_with_text_model` says): the directory's
+        text-to-image transformer (`text/`) where it has one, else the image transformer."""
         if not has_text_model(self.directory):
             return self.bundle
         if self._text is None:
@@ -326,7 +327,7 @@ class Model:
         result = run_clip(self._video, still, width, height, settings, run_dir=run_dir, resume=resume,
                           temp_parent=out.parent if out is not None else tempfile.gettempdir(),
                           backend=self.attn_backend, progress=False, on_progress=progress, same_settings=True,
-                          images=self.bundle)
+                          images=self._text_bundle() if text and still is None else self.bundle)
         try:
             still = result.still if still_detail else None
             if out is not None:

@@ -202,6 +202,35 @@ def test_text_to_video_draws_frame_0_with_the_image_transformer_and_animates_it(
     assert not (run / "first_frame").exists()   # the drawing's own run directory is gone once drawn
 
 
+def test_a_prompted_frame_0_is_drawn_by_the_text_transformer_where_there_is_one(tmp_path):
+    """With text/ beside transformer/ and video/ (the bundled layout), text-to-video's frame 0 is
+    drawn as `generate --text` draws, by text/; without a prompt, by transformer/."""
+    words = ["snowy", "lake"]
+    paired = tmp_path / "paired"
+    shutil.copytree(make_model_dir(tmp_path / "image", text_vocab=words), paired)
+    shutil.copytree(make_model_dir(tmp_path / "video", text_vocab=words, extent_t=1, rope_time_dims=4) / "transformer",
+                    paired / "video")
+    plain = tmp_path / "plain"                       # the same without text/
+    shutil.copytree(paired, plain)
+    shutil.copytree(make_model_dir(tmp_path / "other", seed=1, text_vocab=words) / "transformer", paired / "text")
+    scale = draw_scale(128, 64)
+
+    def first_frame(directory, text):
+        model = nuwa_inf.load(directory)
+        clip = model.generate_clip(128, 64, 2, seed=4, text=text)
+        drawn = model.generate(128 * scale, 64 * scale, seed=4, text=text).resize((128, 64), Image.LANCZOS)
+        assert np.array_equal(clip[0], np.asarray(drawn))
+        return clip[0]
+
+    prompted = first_frame(paired, "snowy lake")
+    assert not np.array_equal(prompted, first_frame(plain, "snowy lake"))
+    assert np.array_equal(first_frame(paired, ""), first_frame(plain, ""))
+    run = tmp_path / "run"
+    assert main(["generate", "--frames", "2", "--width", "128", "--height", "64", "--seed", "4", "--text", "snowy lake",
+                 "-o", str(tmp_path / "c.gif"), "--model", str(paired), "--run-dir", str(run), "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(run / FIRST_FRAME_FILE)), prompted)
+
+
 def test_first_frame_image_needs_an_image_transformer(video_model, tmp_path, capsys):
     out = tmp_path / "c.gif"
     assert main(["generate", "--frames", "3", "--width", "128", "--height", "64", "--first-frame", "image",

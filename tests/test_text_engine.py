@@ -14,6 +14,7 @@ import nuwa_inf
 from conftest import kill_at_wave, smooth_image
 from model_fixtures import make_model_dir
 from nuwa_inf.cli import main
+from nuwa_inf.infer.bundle import TEXT_MODEL_MAX_HEIGHT, draws_with_text_model
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ["ink-wash", "scroll", "at", "night", "snowy", "peaks", "a", "lake"]
@@ -130,9 +131,10 @@ def test_bad_prompts_are_one_line_exit_2(text_model, plain_model, input_png, tmp
     assert not (tmp_path / "x.png").exists()
 
 
-def test_a_prompt_without_an_input_draws_with_the_text_transformer(text_model, input_png, tmp_path):
-    """A model directory with `text/` (the bundled layout) draws `generate --text` and
-    `Model.generate(text=...)` with that transformer, and everything else with `transformer/`."""
+def test_a_prompt_draws_with_the_text_transformer(text_model, input_png, tmp_path):
+    """A model directory with `text/` (the bundled layout) draws `generate --text`, and `extend --text`
+    up to TEXT_MODEL_MAX_HEIGHT high, with that transformer (CLI and API alike), and everything else
+    with `transformer/`."""
     other = make_model_dir(tmp_path / "other", seed=1, text_vocab=WORDS)
     with_text = tmp_path / "with_text"                # text_model + other's transformer as its text/
     swapped = tmp_path / "swapped"                    # text_model with other's transformer as its transformer/
@@ -147,13 +149,27 @@ def test_a_prompt_without_an_input_draws_with_the_text_transformer(text_model, i
                      str(model), "--quiet", "--threads", "1", *flags]) == 0
         return pixels(tmp_path / name)
 
+    def extended(model, name, *flags):
+        assert extend(model, input_png, tmp_path / name, *flags) == 0
+        return pixels(tmp_path / name)
+
     prompt = ["--text", "snowy peaks, a lake"]
     drawn = generate(with_text, "drawn.png", *prompt)
     assert np.array_equal(drawn, generate(swapped, "swapped.png", *prompt))
     assert not np.array_equal(drawn, generate(text_model, "plain.png", *prompt))
     assert np.array_equal(generate(with_text, "free.png"), generate(text_model, "free_plain.png"))
-    assert extend(with_text, input_png, tmp_path / "ext.png", *prompt) == 0
-    assert extend(text_model, input_png, tmp_path / "ext_plain.png", *prompt) == 0
-    assert np.array_equal(pixels(tmp_path / "ext.png"), pixels(tmp_path / "ext_plain.png"))
-    api = nuwa_inf.load(with_text, device="cpu").generate(256, 128, text="snowy peaks, a lake")
-    assert np.array_equal(np.asarray(api), drawn)
+    outpainted = extended(with_text, "ext.png", *prompt)
+    assert np.array_equal(outpainted, extended(swapped, "ext_swapped.png", *prompt))
+    assert not np.array_equal(outpainted, extended(text_model, "ext_plain.png", *prompt))
+    assert np.array_equal(extended(with_text, "ext_free.png"), extended(text_model, "ext_free_plain.png"))
+    model = nuwa_inf.load(with_text, device="cpu")
+    assert np.array_equal(np.asarray(model.generate(256, 128, text="snowy peaks, a lake")), drawn)
+    api = model.extend(Image.open(input_png), 640, 192, text="snowy peaks, a lake")
+    assert np.array_equal(np.asarray(api), outpainted)
+
+
+def test_a_prompted_extension_taller_than_the_text_transformer_trained_on_is_the_image_transformers():
+    assert draws_with_text_model("snow", has_input=False, height=4 * TEXT_MODEL_MAX_HEIGHT)
+    assert draws_with_text_model("snow", has_input=True, height=TEXT_MODEL_MAX_HEIGHT)
+    assert not draws_with_text_model("snow", has_input=True, height=TEXT_MODEL_MAX_HEIGHT + 16)
+    assert not draws_with_text_model("", has_input=False, height=512)

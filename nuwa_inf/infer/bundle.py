@@ -29,6 +29,7 @@ class ModelBundle:
     transformer: LocalTransformer
     directory: Path
     weights_hash: str
+    part: str = "transformer"   # the subdirectory the transformer came from ("" for the top level)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -65,9 +66,25 @@ def load_bundle(model: str | Path | None = None, device: str = "auto", video: bo
     digest = hashlib.sha1()
     for part in (directory / "tokenizer" / "model.safetensors", transformer_dir / "model.safetensors"):
         digest.update(part.read_bytes())
-    return ModelBundle(tokenizer, transformer, directory, digest.hexdigest()[:16])
+    part = transformer_dir.name if transformer_dir != directory else ""
+    return ModelBundle(tokenizer, transformer, directory, digest.hexdigest()[:16], part)
 
 
 def has_text_model(directory: Path) -> bool:
     """Whether the model directory holds a text-to-image transformer of its own (`text/`)."""
     return (directory / "text").is_dir()
+
+
+# px: the tallest canvas on which a prompted extension draws with `text/` (the bundled one trained on
+# scenes 512 and 1024 px high; the image transformer on scrolls 2048 px high). Text-guided
+# outpainting of a 1024×512 piece to 3072×512 (bench_text.py, 2026-12-07): the edit read in 11 of
+# 12 regions against 10 with transformer/, the piece's other attributes kept 0.78 against 0.58.
+TEXT_MODEL_MAX_HEIGHT = 1024
+
+
+def draws_with_text_model(text: str | None, has_input: bool, height: int) -> bool:
+    """Whether a canvas job draws with the model's text-to-image transformer (where it has one): a
+    prompt without an input at any size; a prompt with one (text-guided outpainting) on canvases up
+    to TEXT_MODEL_MAX_HEIGHT high, the heights it trained at — taller ones, the main job's scale,
+    are the image transformer's, which trained there."""
+    return bool(text) and (not has_input or height <= TEXT_MODEL_MAX_HEIGHT)

@@ -359,8 +359,9 @@ def _sampling_flags(parser: argparse.ArgumentParser, clip: bool = False) -> None
                              f"{DEFAULT_DRAWN_CODE_PRIOR:g} on a drawn frame 0; 0 = off)")
     parser.add_argument("--text", default="",
                         help="prompt, e.g. \"ink-wash scroll landscape at night, a lake\" "
-                             "(needs a model with a text encoder; without an input it is drawn by the "
-                             "model's text-to-image transformer, text/, where it has one)")
+                             "(needs a model with a text encoder; without an input, or with one on a canvas "
+                             "up to 1024 px high, it is drawn by the model's text-to-image transformer, "
+                             "text/, where it has one)")
     parser.add_argument("--guidance", type=float, default=None,
                         help=f"classifier-free guidance on the prompt (default {DEFAULT_GUIDANCE} with --text; "
                              "1 = off)")
@@ -410,7 +411,7 @@ def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     from ..errors import UserError
     from ..images import check_output_path, load_rgb, refuse_overwrite
     from ..kernels import resolve_backend
-    from .bundle import load_bundle
+    from .bundle import draws_with_text_model, load_bundle
     from .engine import remove_run_dir
     from .writers import export, export_preview
 
@@ -423,8 +424,9 @@ def run_canvas_job(args: argparse.Namespace, image_path: str | None) -> int:
     if args.preview:
         check_output_path(args.preview, (".png",))
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
-    # a prompt without an input draws with the model's text-to-image transformer, where it has one
-    bundle = load_bundle(args.model, args.device, text=bool(args.text) and image_path is None)
+    # a prompt draws with the model's text-to-image transformer, where it has one (bundle.py says when)
+    bundle = load_bundle(args.model, args.device,
+                         text=draws_with_text_model(args.text, image_path is not None, settings.height))
     try:
         resolve_backend(args.attn_backend, next(bundle.transformer.parameters()).device)
     except ValueError as err:

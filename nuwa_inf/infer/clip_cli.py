@@ -164,7 +164,7 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
     check_frame_size(width, height)
     first_frame = "clip"
     if still is None and settings.first_frame != "clip":
-        images = image_bundle(bundle, loaded=images)
+        images = image_bundle(bundle, loaded=images, text=settings.text or "")
         why = cannot_draw(images, bundle, settings.text or "")
         if why and settings.first_frame == "image":
             raise UserError(f"--first-frame image needs the image transformer to draw frame 0: {why}")
@@ -181,8 +181,8 @@ def run_clip(bundle: "ModelBundle", still: "np.ndarray | None", width: int, heig
     spec, directory, temporary = open_run_dir(spec, ClipSpec, run_dir, resume, temp_parent, temp_prefix,
                                               same_settings, announce)
     if not spec.animate and spec.first_frame == "image":  # text-to-video: frame 0 drawn as a still first
-        still = draw_first_frame(image_bundle(bundle, loaded=images), spec, directory, settings.batch, backend,
-                                 progress)
+        drawer = image_bundle(bundle, loaded=images, text=spec.text)
+        still = draw_first_frame(drawer, spec, directory, settings.batch, backend, progress)
     job = ClipRun(bundle, spec, directory, still, batch=settings.batch, backend=backend, progress=progress,
                   on_progress=on_progress)
     return ClipResult(job.run(resume=bool(resume)), spec, directory, temporary, still)

@@ -6,8 +6,9 @@ from a prompt came out a blurred field that hardly moved (motion 0.13× real cli
 `bench_video.py --from-text`); at temperature 1 the cooler frames after it repainted it (flicker
 8×, drift 8×). So frame 0 is made the way a still is: text-to-image by the image transformer, at
 `draw_scale(width, height)`× the frame's size (its scrolls were 2048 px high; at 256 px high it draws
-blurred blobs), shrunk to the frame with a Lanczos filter. The clip animates that frame as
-`animate` does a still: frame 0 given, its tokens the style memory.
+blurred blobs), shrunk to the frame with a Lanczos filter — with a prompt, by the text-to-image
+transformer (text/) where the model has one, as `generate --text` draws. The clip animates that
+frame as `animate` does a still: frame 0 given, its tokens the style memory.
 
 The drawing is a canvas job of its own, in RUN/first_frame/ (resumable like any), and its result
 is kept as RUN/first_frame.png, which a resumed clip reads back instead of drawing again.
@@ -37,18 +38,21 @@ def draw_scale(width: int, height: int) -> int:
     return max(1, min(MAX_SCALE, DRAW_HEIGHT // height, MAX_SIDE // width))
 
 
-def image_bundle(video: "ModelBundle", loaded: "ModelBundle | None" = None) -> "ModelBundle | None":
+def image_bundle(video: "ModelBundle", loaded: "ModelBundle | None" = None, text: str = "") -> "ModelBundle | None":
     """The image model beside a video transformer (the bundled layout: transformer/ and video/ in
-    one directory); None for a directory that holds a video model alone. `loaded`: the caller's
-    image model of that directory, used instead of loading it again."""
-    from .bundle import load_bundle
+    one directory); None for a directory that holds a video model alone. With a prompt, the
+    directory's text-to-image transformer (text/) where it has one, as `generate --text` draws.
+    `loaded`: the caller's image model of that directory, used instead of loading it again."""
+    from .bundle import has_text_model, load_bundle
 
     directory = video.directory
     if not (directory / "transformer").is_dir() or not (directory / "video").is_dir():
         return None
-    if loaded is not None and loaded.directory == directory and loaded.transformer.cfg.extent_t == 0:
+    part = "text" if text and has_text_model(directory) else "transformer"
+    if (loaded is not None and loaded.directory == directory and loaded.part == part
+            and loaded.transformer.cfg.extent_t == 0):
         return loaded
-    images = load_bundle(directory, str(next(video.transformer.parameters()).device))
+    images = load_bundle(directory, str(next(video.transformer.parameters()).device), text=part == "text")
     return images if images.transformer.cfg.extent_t == 0 else None
 
 
@@ -58,7 +62,7 @@ def cannot_draw(images: "ModelBundle | None", video: "ModelBundle", text: str) -
         return (f"no image transformer beside the video one ({video.directory} has no transformer/ and video/ "
                 f"side by side)")
     if text and images.transformer.text is None:
-        return f"a prompt, and the image transformer in {video.directory / 'transformer'} has no text encoder"
+        return f"a prompt, and the image transformer in {video.directory / images.part} has no text encoder"
     return None
 
 
