@@ -194,7 +194,9 @@ def text_to_image(model, probe: AttributeProbe, args: argparse.Namespace, guidan
         for g in guidance:
             started = time.monotonic()
             image = np.asarray(model.generate(width=args.width, height=args.height, text=prompt, guidance=g,
-                                              seed=args.seed + k, batch=args.batch).convert("RGB"))
+                                              seed=args.seed + k, batch=args.batch, temperature=args.temperature,
+                                              top_p=args.top_p, min_p=args.min_p,
+                                              canvas_prior=args.canvas_prior).convert("RGB"))
             wall = time.monotonic() - started
             read = probe.predict(image_features(image))
             hits = {name: read[name] == attrs[name] for name in probe.names}
@@ -379,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="outpaint at this multiple of --outpaint-width × --height × --piece; regions are "
                              "shrunk back before probing")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (prompt / case index is added)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="text-to-image: generate's --temperature")
+    parser.add_argument("--top-p", type=float, default=1.0, help="text-to-image: generate's --top-p")
+    parser.add_argument("--min-p", type=float, default=0.0, help="text-to-image: generate's --min-p")
+    parser.add_argument("--canvas-prior", type=float, default=None,
+                        help="text-to-image: generate's --canvas-prior (default: generate's)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto")

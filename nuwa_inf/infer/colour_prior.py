@@ -9,11 +9,11 @@ code's prior is −d²/2h², d the distance of its colour to the nearest colour 
 frequencies: a density (tried first) favours the row's commonest colour and turned every ridge
 into fog; the nearest distance leaves the ink of a ridge as likely as the sky beside it.
 
-Measured (README, "Tried and lost"): off by default. With the bundled model, strength 1 puts
-every stretch's vertical layout nearer the truth (4 of 4 held-out cases) and keeps a night
-scroll night, but the ridges dissolve into fog: the model draws them with codes the prior
-penalises, so carry (light and texture) gets worse on the three other cases. The option stays
-for night scenes and for models whose structure codes share the input's colours.
+Measured (docs/notes/continuation.md, "a colour prior from the input"): off by default. With the
+bundled model, strength 1 puts every stretch's vertical layout nearer the truth (4 of 4 held-out
+cases) and keeps a night scroll night, but the ridges dissolve into fog: the model draws them with
+codes the prior penalises, so carry (light and texture) gets worse on the three other cases. The
+option stays for night scenes and for models whose structure codes share the input's colours.
 
 Deterministic in the input and the tokenizer, so per-patch RNG, batch invariance and resume
 stay exact.
