@@ -187,21 +187,24 @@ def text_to_image(model, probe: AttributeProbe, args: argparse.Namespace, guidan
                   image_dir: Path | None) -> tuple[list[dict], dict]:
     """Generate every prompt at every guidance; (per-prompt records, thumbnails for the picture)."""
     records, thumbs = [], {}
-    for k in range(args.prompts):
+    for k in range(args.first_prompt, args.first_prompt + args.prompts):
         attrs = uniform_attributes(PROMPT_SEED + k)
         prompt = caption(attrs)
         record = {"index": k, "attrs": attrs, "prompt": prompt, "runs": []}
         for g in guidance:
             started = time.monotonic()
-            image = np.asarray(model.generate(width=args.width, height=args.height, text=prompt, guidance=g,
-                                              seed=args.seed + k, batch=args.batch, temperature=args.temperature,
-                                              top_p=args.top_p, min_p=args.min_p,
-                                              canvas_prior=args.canvas_prior).convert("RGB"))
+            drawn = model.generate(width=args.width * args.draw_scale, height=args.height * args.draw_scale,
+                                   text=prompt, guidance=g, seed=args.seed + k, batch=args.batch,
+                                   temperature=args.temperature, top_p=args.top_p, min_p=args.min_p,
+                                   canvas_prior=args.canvas_prior).convert("RGB")
+            if args.draw_scale != 1:  # drawn larger, shrunk to the size the probe knows
+                drawn = drawn.resize((args.width, args.height), Image.LANCZOS)
+            image = np.asarray(drawn)
             wall = time.monotonic() - started
             read = probe.predict(image_features(image))
             hits = {name: read[name] == attrs[name] for name in probe.names}
             record["runs"].append({"guidance": g, "wall_s": wall, "read": read, "hits": hits})
-            log(f"  prompt {k + 1}/{args.prompts}, guidance {g:g}: {wall:.1f} s, "
+            log(f"  prompt {k + 1}/{args.first_prompt + args.prompts}, guidance {g:g}: {wall:.1f} s, "
                 f"{sum(hits.values())}/{len(hits)} attributes read back")
             if k < args.picture_prompts:
                 thumbs[(k, g)] = (image, read)
@@ -384,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=1.0, help="text-to-image: generate's --temperature")
     parser.add_argument("--top-p", type=float, default=1.0, help="text-to-image: generate's --top-p")
     parser.add_argument("--min-p", type=float, default=0.0, help="text-to-image: generate's --min-p")
+    parser.add_argument("--first-prompt", type=int, default=0,
+                        help="text-to-image: start at this prompt (to split a run over processes)")
+    parser.add_argument("--draw-scale", type=int, default=1,
+                        help="text-to-image: draw at this multiple of --width × --height, then shrink (Lanczos)")
     parser.add_argument("--canvas-prior", type=float, default=None,
                         help="text-to-image: generate's --canvas-prior (default: generate's)")
     parser.add_argument("--batch", type=int, default=16)
@@ -410,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--attributes must name {', '.join(ATTRIBUTES)}; --edits {', '.join(EDITS)}")
     if args.prompts < 0 or args.train < 10 or args.heldout < 1 or args.roundtrip < 0 or args.outpaint_cases < 0:
         parser.error("need --prompts ≥ 0, --train ≥ 10, --heldout ≥ 1, --roundtrip ≥ 0, --outpaint-cases ≥ 0")
+    if args.first_prompt < 0 or args.draw_scale < 1:
+        parser.error("need --first-prompt ≥ 0 and --draw-scale ≥ 1")
     if not 0 < args.piece < args.outpaint_width:
         parser.error("need 0 < --piece < --outpaint-width")
     if args.outpaint_scale < 1:
@@ -439,7 +448,8 @@ def run(args: argparse.Namespace, guidance: list[float], names: tuple[str, ...])
 
     model = None
     if not args.probe_only:
-        prompts = [caption(uniform_attributes(PROMPT_SEED + k)) for k in range(args.prompts)]
+        prompts = [caption(uniform_attributes(PROMPT_SEED + k))
+                   for k in range(args.first_prompt, args.first_prompt + args.prompts)]
         prompts += [caption(edit_case(e, j)[i]) for e in args.edits for j in range(args.outpaint_cases) for i in (1, 2)]
         model, unknown = load_text_model(args, prompts)
         payload["unknown_words"] = unknown
