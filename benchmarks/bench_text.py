@@ -187,6 +187,9 @@ def text_to_image(model, probe: AttributeProbe, args: argparse.Namespace, guidan
                   image_dir: Path | None) -> tuple[list[dict], dict]:
     """Generate every prompt at every guidance; (per-prompt records, thumbnails for the picture)."""
     records, thumbs = [], {}
+    # generate's own defaults unless a sampling option was given
+    sampling = {name: getattr(args, name) for name in ("temperature", "top_p", "min_p", "canvas_prior")
+                if getattr(args, name) is not None}
     for k in range(args.first_prompt, args.first_prompt + args.prompts):
         attrs = uniform_attributes(PROMPT_SEED + k)
         prompt = caption(attrs)
@@ -195,8 +198,7 @@ def text_to_image(model, probe: AttributeProbe, args: argparse.Namespace, guidan
             started = time.monotonic()
             drawn = model.generate(width=args.width * args.draw_scale, height=args.height * args.draw_scale,
                                    text=prompt, guidance=g, seed=args.seed + k, batch=args.batch,
-                                   temperature=args.temperature, top_p=args.top_p, min_p=args.min_p,
-                                   canvas_prior=args.canvas_prior).convert("RGB")
+                                   **sampling).convert("RGB")
             if args.draw_scale != 1:  # drawn larger, shrunk to the size the probe knows
                 drawn = drawn.resize((args.width, args.height), Image.LANCZOS)
             image = np.asarray(drawn)
@@ -384,9 +386,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="outpaint at this multiple of --outpaint-width × --height × --piece; regions are "
                              "shrunk back before probing")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (prompt / case index is added)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="text-to-image: generate's --temperature")
-    parser.add_argument("--top-p", type=float, default=1.0, help="text-to-image: generate's --top-p")
-    parser.add_argument("--min-p", type=float, default=0.0, help="text-to-image: generate's --min-p")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="text-to-image: generate's --temperature (default: generate's)")
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="text-to-image: generate's --top-p (default: generate's)")
+    parser.add_argument("--min-p", type=float, default=None,
+                        help="text-to-image: generate's --min-p (default: generate's)")
     parser.add_argument("--first-prompt", type=int, default=0,
                         help="text-to-image: start at this prompt (to split a run over processes)")
     parser.add_argument("--draw-scale", type=int, default=1,
